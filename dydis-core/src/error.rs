@@ -1,0 +1,35 @@
+//! The library's error type. Messages name the value, file or field at fault.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid device '{0}': expected auto, cpu, cuda or cuda:<index>")]
+    InvalidDevice(String),
+    #[error("device {requested} was requested but {reason}")]
+    DeviceUnavailable { requested: String, reason: String },
+    #[error("invalid value for {field}: {message}")]
+    InvalidConfig { field: String, message: String },
+    #[error("tensor has shape {got:?}, expected {expected}")]
+    Shape { got: Vec<i64>, expected: String },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidConfig { field: field.into(), message: message.into() }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

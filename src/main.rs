@@ -1,0 +1,206 @@
+//! `dydis`: the command line for long runs and set-up checks. Notebooks use dydis-core directly.
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use dydis_core::device::{set_threads, DeviceSpec, RuntimeInfo};
+use dydis_core::display::{Show, Table};
+use kernel_ext::{execute_notebook, KernelStatus, Layout};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The checkout this binary was built from (notebooks, configs and the kernel's dydis-core live here).
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+#[derive(Parser)]
+#[command(name = "dydis", version, about = "Disentangled representation learning with diffusion models (DyGA + Skip Dropout)")]
+struct Cli {
+    /// Device: auto (CUDA when available), cpu, cuda or cuda:<index>.
+    #[arg(long, global = true, default_value = "auto")]
+    device: DeviceSpec,
+    /// CPU threads for libtorch (0 = libtorch's default).
+    #[arg(long, global = true, default_value_t = 0)]
+    threads: usize,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check libtorch, devices, the notebook kernel and the data directory; exit non-zero with a fix if one is missing.
+    Doctor {
+        /// Also print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the `dydis` Jupyter kernel.
+    Kernel {
+        #[command(subcommand)]
+        action: KernelAction,
+    },
+    /// Open JupyterLab on notebooks/ with the dydis kernel.
+    Notebook {
+        /// Extra arguments for `jupyter lab` (for example --no-browser --port 8890).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Execute notebooks headlessly and report failures (all of notebooks/ when none are named).
+    Execute {
+        notebooks: Vec<PathBuf>,
+        /// Per-cell time limit in seconds.
+        #[arg(long, default_value_t = 900)]
+        cell_timeout: u64,
+        /// Where executed copies are written.
+        #[arg(long, default_value = "target/notebooks")]
+        out: PathBuf,
+    },
+    /// The main job on the embedded default data: environment check and walkthrough, report in runs/<name>/.
+    Quickstart {
+        #[arg(long, default_value = "quickstart")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KernelAction {
+    /// Install (or refresh) the kernelspec so that it loads dydis-core from this checkout.
+    Install,
+    /// Print where the kernel and its configuration are.
+    Status,
+    /// Start the kernel once so that its build folder holds a compiled dydis-core (the first start takes minutes).
+    Warm,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    set_threads(cli.threads);
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let layout = Layout::default();
+    let repo = Path::new(REPO);
+    match cli.command {
+        Command::Doctor { json } => doctor(&layout, repo, cli.device, json),
+        Command::Kernel { action: KernelAction::Install } => {
+            let dir = kernel_ext::install_kernel(&layout, repo)?;
+            println!("installed kernel 'dydis' (Rust (dydis)) at {}", dir.display());
+            Ok(0)
+        }
+        Command::Kernel { action: KernelAction::Warm } => {
+            kernel_ext::install_kernel(&layout, repo)?;
+            let nb = repo.join("tests/notebooks/warm.ipynb");
+            let out = repo.join("target/notebooks/warm");
+            println!("starting the dydis kernel once (the first time on a machine it compiles dydis-core: minutes)");
+            let failed = execute_all(&layout, &[nb], &out, Duration::from_secs(1800))?;
+            Ok(i32::from(failed > 0))
+        }
+        Command::Kernel { action: KernelAction::Status } => {
+            println!("{}", KernelStatus::check(&layout).table().to_text());
+            Ok(0)
+        }
+        Command::Notebook { args } => {
+            kernel_ext::install_kernel(&layout, repo)?;
+            let status = std::process::Command::new(layout.jupyter())
+                .arg("lab")
+                .arg(format!("--notebook-dir={}", repo.join("notebooks").display()))
+                .args(args)
+                .status()
+                .with_context(|| format!("starting {}", layout.jupyter().display()))?;
+            Ok(status.code().unwrap_or(1))
+        }
+        Command::Execute { notebooks, cell_timeout, out } => {
+            let list = if notebooks.is_empty() { all_notebooks(repo)? } else { notebooks };
+            let failed = execute_all(&layout, &list, &out, Duration::from_secs(cell_timeout))?;
+            Ok(i32::from(failed > 0))
+        }
+        Command::Quickstart { name } => quickstart(&layout, repo, &name, cli.device),
+    }
+}
+
+fn all_notebooks(repo: &Path) -> Result<Vec<PathBuf>> {
+    let dir = repo.join("notebooks");
+    let mut list: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ipynb"))
+        .collect();
+    list.sort();
+    Ok(list)
+}
+
+/// Run each notebook, print one line per notebook (and its problems); returns the number that failed.
+fn execute_all(layout: &Layout, list: &[PathBuf], out: &Path, timeout: Duration) -> Result<usize> {
+    let mut failed = 0;
+    for nb in list {
+        let report = execute_notebook(layout, nb, out, timeout)?;
+        let verdict = if report.ok() { "ok" } else { "FAILED" };
+        println!("{verdict:6} {} ({:.1} s) -> {}", nb.display(), report.duration.as_secs_f64(), report.executed.display());
+        if !report.ok() {
+            failed += 1;
+            for p in &report.problems {
+                println!("         {p}");
+            }
+            println!("--- jupyter output (tail) ---\n{}", report.log_tail);
+        }
+    }
+    Ok(failed)
+}
+
+fn doctor(layout: &Layout, repo: &Path, device: DeviceSpec, json: bool) -> Result<i32> {
+    let info = RuntimeInfo::collect();
+    let kernel = KernelStatus::check(layout);
+    let data = dydis_core::paths::data_dir();
+    let mut problems = kernel.problems(repo);
+    if let Err(e) = device.resolve() {
+        problems.push(format!("{e}: use --device cpu, or run on a machine with a CUDA GPU"));
+    }
+    if !info.libtorch_version.starts_with("2.13.0") {
+        problems.push(format!("built against libtorch {}, dydis needs 2.13.0: run scripts/setup.sh", info.libtorch_version));
+    }
+    println!("{}\n", info.to_text());
+    println!("{}\n", kernel.table().to_text());
+    let paths = Table::new(["item", "value"])
+        .with_title("paths")
+        .row(["checkout", REPO])
+        .row(["cache (DYDIS_HOME)", &layout.cache.display().to_string()])
+        .row(["data directory (DYDIS_DATA)", &data.display().to_string()])
+        .row(["requested device", &device.to_string()]);
+    println!("{}\n", paths.to_text());
+    if json {
+        let v = serde_json::json!({ "runtime": info, "data_dir": data, "cache": layout.cache, "problems": problems });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    if problems.is_empty() {
+        println!("all good");
+        Ok(0)
+    } else {
+        for p in &problems {
+            eprintln!("problem: {p}");
+        }
+        Ok(2)
+    }
+}
+
+fn quickstart(layout: &Layout, repo: &Path, name: &str, device: DeviceSpec) -> Result<i32> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        bail!("invalid run name '{name}': use a plain folder name");
+    }
+    let run_dir = repo.join("runs").join(name);
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    kernel_ext::install_kernel(layout, repo)?;
+    let resolved = device.resolve()?;
+    let info = RuntimeInfo::collect();
+    println!("{}\n", info.to_text());
+    let env_json = serde_json::json!({ "runtime": info, "device": format!("{resolved:?}") });
+    dydis_core::display::write_atomic(&run_dir.join("environment.json"), serde_json::to_string_pretty(&env_json)?.as_bytes())?;
+    let notebooks = vec![repo.join("notebooks/00-environment.ipynb")];
+    let failed = execute_all(layout, &notebooks, &run_dir.join("notebooks"), Duration::from_secs(900))?;
+    println!("\nreport: {}", run_dir.display());
+    Ok(i32::from(failed > 0))
+}
