@@ -203,6 +203,7 @@ crate::display::impl_show_via!(RuntimeInfo, table);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::display::Show;
 
     #[test]
     fn parses_device_specs() {

@@ -15,11 +15,14 @@ pub const BUILD_SLOTS: usize = 4;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
     pub cache: PathBuf,
+    /// A libtorch chosen by the user (`LIBTORCH`) instead of the one in the venv.
+    pub libtorch: Option<PathBuf>,
 }
 
 impl Default for Layout {
     fn default() -> Self {
-        Layout { cache: dydis_core::paths::cache_root() }
+        let libtorch = std::env::var_os("LIBTORCH").filter(|v| !v.is_empty()).map(PathBuf::from);
+        Layout { cache: dydis_core::paths::cache_root(), libtorch }
     }
 }
 
@@ -47,8 +50,8 @@ impl Layout {
     }
     /// The torch package directory inside the venv (its `lib/` is libtorch), if installed.
     pub fn torch_dir(&self) -> Option<PathBuf> {
-        if let Some(t) = std::env::var_os("LIBTORCH").filter(|v| !v.is_empty()) {
-            return Some(PathBuf::from(t));
+        if let Some(t) = &self.libtorch {
+            return Some(t.clone());
         }
         let lib = self.venv().join("lib");
         let mut pythons: Vec<PathBuf> = std::fs::read_dir(&lib)
@@ -82,6 +85,9 @@ pub fn install_kernel(layout: &Layout, repo: &Path) -> Result<PathBuf> {
         path: layout.venv(),
         fix: "run scripts/setup.sh first".into(),
     })?;
+    // A stable, checkout-independent path: the kernelspec outlives any one checkout, and torch-sys rebuilds
+    // (minutes) in the kernel's build folder whenever LIBTORCH changes.
+    let torch = torch.canonicalize().map_err(|e| Error::io(&torch, e))?;
     let core = repo.join("dydis-core");
     layout.require("dydis-core", core.join("Cargo.toml"))?;
     let repo = repo.canonicalize().map_err(|e| Error::io(repo, e))?;
@@ -221,7 +227,7 @@ mod tests {
     fn fake_layout(tag: &str) -> (Layout, PathBuf) {
         let root = std::env::temp_dir().join(format!("dydis-kext-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        let layout = Layout { cache: root.join("cache") };
+        let layout = Layout { cache: root.join("cache"), libtorch: None };
         (layout, root)
     }
 
@@ -243,7 +249,8 @@ mod tests {
         std::fs::create_dir_all(evcxr.parent().unwrap()).unwrap();
         std::fs::write(&evcxr, "#!/bin/sh\n").unwrap();
         std::fs::create_dir_all(layout.venv().join("lib/python3.11/site-packages/torch/lib")).unwrap();
-        std::env::remove_var("LIBTORCH");
+        std::fs::create_dir_all(layout.venv().join("bin")).unwrap();
+        std::fs::write(layout.jupyter(), "#!/bin/sh\n").unwrap();
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let dir = install_kernel(&layout, repo).unwrap();
         let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap()).unwrap();

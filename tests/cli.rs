@@ -1,0 +1,68 @@
+//! The `dydis` command as a user runs it.
+use std::process::Command;
+
+fn dydis() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dydis"))
+}
+
+fn empty_home(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dydis-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn doctor_without_the_kernel_says_exactly_what_to_run() {
+    let home = empty_home("nokernel");
+    let out = dydis().arg("doctor").env("DYDIS_HOME", &home).env_remove("LIBTORCH").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("run `scripts/setup.sh`"), "{stderr}");
+    assert!(stderr.contains("run `./dydis kernel install`"), "{stderr}");
+    // The runtime part still works: libtorch is found through the binary's rpath, not the environment.
+    assert!(stdout.contains("libtorch version") && stdout.contains("2.13.0"), "{stdout}");
+    assert!(stdout.contains(&home.join("data").display().to_string()), "{stdout}");
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn doctor_is_happy_once_the_kernel_is_installed() {
+    let status = dydis().args(["kernel", "install"]).status().unwrap();
+    assert!(status.success());
+    let out = dydis().args(["doctor", "--json"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("all good"));
+    let json_start = stdout.find('{').unwrap();
+    let json_end = stdout.rfind('}').unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout[json_start..=json_end]).unwrap();
+    assert!(v["runtime"]["libtorch_version"].as_str().unwrap().starts_with("2.13.0"));
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn bad_device_values_are_clear_errors() {
+    let out = dydis().args(["--device", "tpu:0", "doctor"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected auto, cpu, cuda or cuda:<index>"));
+    if !dydis_core::device::cuda_available() {
+        let out = dydis().args(["--device", "cuda", "doctor"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("cuda:0 was requested") && stderr.contains("--device cpu"), "{stderr}");
+    }
+}
+
+#[test]
+fn binaries_carry_an_rpath_and_link_libtorch_cuda() {
+    let bin = std::fs::read(env!("CARGO_BIN_EXE_dydis")).unwrap();
+    let has = |needle: &[u8]| bin.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"libtorch_cpu.so"));
+    let lib = dydis_core::device::loaded_libtorch_dir().expect("libtorch loaded in the test process");
+    assert!(has(lib.display().to_string().as_bytes()), "no rpath to {}", lib.display());
+    if lib.join("libtorch_cuda.so").exists() {
+        assert!(has(b"libtorch_cuda.so"), "libtorch_cuda.so dropped by --as-needed");
+    }
+}
