@@ -201,6 +201,13 @@ fn quickstart(layout: &Layout, repo: &Path, name: &str, device: DeviceSpec) -> R
     dydis_core::display::write_atomic(&run_dir.join("environment.json"), serde_json::to_string_pretty(&env_json)?.as_bytes())?;
     let notebooks = vec![repo.join("notebooks/00-environment.ipynb")];
     let failed = execute_all(layout, &notebooks, &run_dir.join("notebooks"), Duration::from_secs(900))?;
-    println!("\nreport: {}", run_dir.display());
+    let report = format!(
+        "# dydis run `{name}`\n\n```\n{}\n```\n\nEnvironment walkthrough: `notebooks/00-environment.ipynb` ({}), executed copy in \
+         `notebooks/`.\n\nTraining, evaluation and the figures join this report as their issues land.\n",
+        info.to_text(),
+        if failed == 0 { "ran cleanly" } else { "FAILED" }
+    );
+    dydis_core::display::write_atomic(&run_dir.join("report.md"), report.as_bytes())?;
+    println!("\nreport: {}", run_dir.join("report.md").display());
     Ok(i32::from(failed > 0))
 }

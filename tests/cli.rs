@@ -66,3 +66,21 @@ fn binaries_carry_an_rpath_and_link_libtorch_cuda() {
         assert!(has(b"libtorch_cuda.so"), "libtorch_cuda.so dropped by --as-needed");
     }
 }
+
+#[test]
+fn quickstart_writes_a_report() {
+    let name = format!("test-quickstart-{}", std::process::id());
+    let out = dydis().args(["quickstart", "--name", &name]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runs").join(&name);
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("libtorch version") && report.contains("ran cleanly"), "{report}");
+    let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("environment.json")).unwrap()).unwrap();
+    assert!(env["runtime"]["threads"].as_u64().unwrap() >= 1);
+    assert!(run.join("notebooks/00-environment.ipynb").exists());
+    std::fs::remove_dir_all(run).unwrap();
+    let bad = dydis().args(["quickstart", "--name", "../escape"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid run name"));
+}
