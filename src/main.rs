@@ -105,14 +105,15 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Notebook { args } => {
+            use std::os::unix::process::CommandExt;
             kernel_ext::install_kernel(&layout, repo)?;
-            let status = std::process::Command::new(layout.jupyter())
+            // exec: JupyterLab takes this process's place, so stopping it (Ctrl-C, a signal) stops the server.
+            let err = std::process::Command::new(layout.jupyter())
                 .arg("lab")
                 .arg(format!("--notebook-dir={}", repo.join("notebooks").display()))
                 .args(args)
-                .status()
-                .with_context(|| format!("starting {}", layout.jupyter().display()))?;
-            Ok(status.code().unwrap_or(1))
+                .exec();
+            Err(err).with_context(|| format!("starting {}", layout.jupyter().display()))
         }
         Command::Execute { notebooks, cell_timeout, out } => {
             let list = if notebooks.is_empty() { all_notebooks(repo)? } else { notebooks };

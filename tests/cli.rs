@@ -84,3 +84,37 @@ fn quickstart_writes_a_report() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid run name"));
 }
+
+/// `dydis notebook` serves JupyterLab with the `dydis` kernel: start it headless on a free port, ask its REST API
+/// for the kernelspecs, stop it.
+#[test]
+fn notebook_command_serves_jupyterlab_with_the_dydis_kernel() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = dydis()
+        .args(["notebook", "--no-browser", "--ip=127.0.0.1", &format!("--port={port}"), "--IdentityProvider.token=", "--ServerApp.password="])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut body = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let req = format!("GET /api/kernelspecs HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_ok() {
+                body.clear();
+                let _ = s.read_to_string(&mut body);
+                if body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200") {
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(body.contains("\"dydis\"") && body.contains("Rust (dydis)"), "no dydis kernelspec served:\n{body}");
+}

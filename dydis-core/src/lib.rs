@@ -1,8 +1,9 @@
 //! dydis-core: disentangled representation learning with diffusion models (DyGA + Skip Dropout).
 //!
-//! Module map (see docs/architecture.md): `device` (devices, threads, seeding), `display` (notebook rendering),
+//! Module map (see docs/architecture.md): `data` (ground-truth datasets), `device` (devices, threads, seeding), `display` (notebook rendering),
 //! `paths` (user-level cache and data directories). Data, networks, diffusion, DyGA, training, evaluation and
 //! visualisation modules build on these.
+pub mod data;
 pub mod device;
 pub mod display;
 pub mod error;
@@ -12,6 +13,10 @@ pub use error::{Error, Result};
 
 /// What a notebook or script usually needs, in one import (the `dydis` kernel imports it in every notebook).
 pub mod prelude {
+    pub use crate::data::{
+        self, batch, image, sample_grid, traversal, view, BatchIter, DSpritesGrid, DSpritesRenderer, Factor, FactorSampler,
+        FactorSpace, GroundTruth,
+    };
     pub use crate::device::{cuda_available, device, seed_everything, set_threads, DeviceSpec, RuntimeInfo};
     pub use crate::display::{image_grid, line_plot, show, GridOptions, Html, Image, Panel, Series, Show, Svg, Table};
     pub use crate::{Error, Result};

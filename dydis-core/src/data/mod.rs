@@ -1,0 +1,153 @@
+//! Ground-truth datasets: every dataset with known generative factors is a complete factor grid
+//! ([`FactorSpace`]) whose index `i` has one image. Training and every metric use this one abstraction.
+//!
+//! Images are CHW `f32` in [-1, 1] (the paper's normalisation). Decoding a batch runs in parallel (rayon).
+pub mod dsprites;
+pub mod factors;
+pub mod npz;
+pub mod sampling;
+
+pub use dsprites::{DSpritesGrid, DSpritesRenderer};
+pub use factors::{Factor, FactorSpace};
+pub use sampling::{BatchIter, FactorSampler};
+
+use crate::display::{image_grid, GridOptions, Image, Panel, Show, Table};
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+use tch::{Device, Kind, Tensor};
+
+/// Channels, height, width of every image of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ImageShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ImageShape {
+    pub fn numel(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
+/// A dataset with ground-truth factors: a complete grid, one image per factor combination.
+pub trait GroundTruth: Send + Sync {
+    /// A short name for displays and run records.
+    fn name(&self) -> String;
+    fn factors(&self) -> &FactorSpace;
+    fn image_shape(&self) -> ImageShape;
+    /// Write image `index` (CHW, values in [-1, 1]) into `out`, whose length is `image_shape().numel()`.
+    fn write_image(&self, index: usize, out: &mut [f32]) -> Result<()>;
+
+    fn len(&self) -> usize {
+        self.factors().len()
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn check_index(ds: &dyn GroundTruth, index: usize) -> Result<()> {
+    if index >= ds.len() {
+        return Err(Error::config("index", format!("{index} is out of range for {} ({} images)", ds.name(), ds.len())));
+    }
+    Ok(())
+}
+
+/// Images `indices` as one `[B, C, H, W]` float tensor on `device`, decoded in parallel.
+pub fn batch(ds: &dyn GroundTruth, indices: &[usize], device: Device) -> Result<Tensor> {
+    let shape = ds.image_shape();
+    let n = shape.numel();
+    for &i in indices {
+        check_index(ds, i)?;
+    }
+    let mut buf = vec![0f32; indices.len() * n];
+    buf.par_chunks_mut(n.max(1)).zip(indices.par_iter()).try_for_each(|(out, &i)| ds.write_image(i, out))?;
+    let t = Tensor::from_slice(&buf).view([indices.len() as i64, shape.channels as i64, shape.height as i64, shape.width as i64]);
+    Ok(if device == Device::Cpu { t } else { t.to_device(device) })
+}
+
+/// One image `[C, H, W]` on the CPU.
+pub fn image(ds: &dyn GroundTruth, index: usize) -> Result<Tensor> {
+    Ok(batch(ds, &[index], Device::Cpu)?.squeeze_dim(0))
+}
+
+/// Class indices of `indices` as an `[B, F]` int64 tensor.
+pub fn classes(ds: &dyn GroundTruth, indices: &[usize]) -> Result<Tensor> {
+    let f = ds.factors().num_factors();
+    let mut out = vec![0i64; indices.len() * f];
+    let mut tmp = vec![0usize; f];
+    for (row, &i) in out.chunks_mut(f).zip(indices) {
+        ds.factors().classes_into(i, &mut tmp)?;
+        for (o, &c) in row.iter_mut().zip(&tmp) {
+            *o = c as i64;
+        }
+    }
+    Ok(Tensor::from_slice(&out).view([indices.len() as i64, f as i64]).to_kind(Kind::Int64))
+}
+
+/// Indices of one factor's traversal: `factor` runs over all its classes, the others stay as in `base`.
+pub fn traversal_indices(space: &FactorSpace, factor: usize, base: usize) -> Result<Vec<usize>> {
+    if factor >= space.num_factors() {
+        return Err(Error::config("factor", format!("{factor} is out of range 0..{}", space.num_factors())));
+    }
+    let mut classes = space.classes_of(base)?;
+    (0..space.factor(factor).size())
+        .map(|c| {
+            classes[factor] = c;
+            space.index_of(&classes)
+        })
+        .collect()
+}
+
+/// A grid image of one factor's traversal (one row).
+pub fn traversal(ds: &dyn GroundTruth, factor: usize, base: usize, scale: usize) -> Result<Image> {
+    let idx = traversal_indices(ds.factors(), factor, base)?;
+    let imgs = batch(ds, &idx, Device::Cpu)?;
+    Ok(image_grid(&imgs, GridOptions { ncol: idx.len(), scale, ..Default::default() })?
+        .with_caption(format!("{}: all {} classes", ds.factors().factor(factor).name, idx.len())))
+}
+
+/// A few random images of a dataset (seeded), as an 8-column grid.
+pub fn sample_grid(ds: &dyn GroundTruth, n: usize, seed: u64, scale: usize) -> Result<Image> {
+    let mut sampler = FactorSampler::new(seed);
+    let idx = sampler.uniform_indices(ds.factors(), n.max(1));
+    let imgs = batch(ds, &idx, Device::Cpu)?;
+    Ok(image_grid(&imgs, GridOptions { ncol: 8, scale, ..Default::default() })?.with_caption(format!("{n} random images")))
+}
+
+/// How a dataset shows itself: its factor table and a sample grid.
+pub struct DatasetView {
+    pub title: String,
+    pub table: Table,
+    pub samples: Image,
+}
+
+impl DatasetView {
+    pub fn new(ds: &dyn GroundTruth) -> Result<Self> {
+        let s = ds.image_shape();
+        let title = format!("{}: {} images, {}x{}x{}", ds.name(), ds.len(), s.channels, s.height, s.width);
+        let scale = if s.height <= 32 { 2 } else { 1 };
+        Ok(DatasetView { table: ds.factors().table().with_title(title.clone()), samples: sample_grid(ds, 16, 0, scale)?, title })
+    }
+    fn panel(&self) -> Panel {
+        Panel::row().push(&self.table).push(&self.samples)
+    }
+}
+
+crate::display::impl_show_via!(DatasetView, panel);
+
+/// `ds.view()` for any dataset: `DatasetView::new(&ds)`.
+pub fn view(ds: &dyn GroundTruth) -> Result<DatasetView> {
+    DatasetView::new(ds)
+}
+
+impl Show for FactorSpace {
+    fn to_html(&self) -> String {
+        self.table().to_html()
+    }
+    fn to_text(&self) -> String {
+        self.table().to_text()
+    }
+}
+crate::display::rich_display!(FactorSpace);

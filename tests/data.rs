@@ -1,0 +1,129 @@
+//! Datasets end to end: the real dSprites files in ../shared/data, the calibrated renderer, corrupt fixtures,
+//! sampling and batching.
+use dydis_core::data::{self, dsprites, BatchIter, DSpritesGrid, DSpritesRenderer, FactorSampler, GroundTruth};
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+fn shared(rel: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel);
+    assert!(p.exists(), "{} is missing: the tests read the real reference data from ../shared/data", p.display());
+    p
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dydis-data-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+#[test]
+fn the_real_subgrid_loads_as_a_grid_dataset() {
+    let real = DSpritesGrid::open(shared("dsprites/dsprites_downsampled.npz")).unwrap();
+    assert_eq!(real.len(), 46_080);
+    assert_eq!(real.factors().sizes(), vec![3, 6, 10, 16, 16]);
+    assert_eq!(real.factors().names(), vec!["shape", "scale", "orientation", "posX", "posY"]);
+    // Factor values agree with the documented grid (every 4th orientation, every 2nd position).
+    let expected = dsprites::subgrid_factors();
+    for (a, b) in real.factors().factors().iter().zip(expected.factors()) {
+        for (x, y) in a.values.iter().zip(&b.values) {
+            assert!((x - y).abs() < 1e-6, "{}: {x} vs {y}", a.name);
+        }
+    }
+    let img = data::image(&real, 12_936).unwrap();
+    assert_eq!(img.size(), vec![1, 64, 64]);
+    // A 19x19 square at scale 1 in the middle (measured in docs/datasets.md): 361 pixels on.
+    assert_eq!(img.gt(0.0).sum(tch::Kind::Int64).int64_value(&[]), 361);
+}
+
+#[test]
+fn the_renderer_matches_the_real_images() {
+    let real = DSpritesGrid::open(shared("dsprites/dsprites_downsampled.npz")).unwrap();
+    let report = dsprites::compare_with_real(&real).unwrap();
+    eprintln!("{report:?}");
+    assert_eq!(report.images, 46_080);
+    assert!(report.mean >= 0.99, "mean IoU {}", report.mean);
+    for (name, n, mean, _) in &report.per_shape {
+        assert_eq!(*n, 15_360);
+        assert!(*mean >= 0.98, "{name}: mean IoU {mean}");
+    }
+}
+
+#[test]
+fn the_random_subset_is_refused_as_a_grid_with_a_clear_message() {
+    let e = DSpritesGrid::open(shared("dsprites/dsprites_subset.npz")).err().unwrap().to_string();
+    assert!(e.contains("dsprites_subset.npz") && e.contains("grid"), "{e}");
+}
+
+#[test]
+fn corrupt_and_foreign_files_are_clear_errors() {
+    let src = std::fs::read(shared("dsprites/dsprites_downsampled.npz")).unwrap();
+    let cut = tmp("truncated.npz");
+    std::fs::write(&cut, &src[..src.len() / 2]).unwrap();
+    let e = DSpritesGrid::open(&cut).err().unwrap().to_string();
+    assert!(e.contains("truncated.npz"), "{e}");
+
+    // Right keys, wrong content: images holding 255, and labels with a missing class.
+    use ndarray::{Array2, Array3};
+    let write = |name: &str, imgs: Array3<u8>, classes: Array2<i64>| {
+        let p = tmp(name);
+        let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&p).unwrap());
+        let values = classes.mapv(|c| c as f64);
+        w.add_array("imgs", &imgs).unwrap();
+        w.add_array("latents_classes", &classes).unwrap();
+        w.add_array("latents_values", &values).unwrap();
+        w.finish().unwrap();
+        p
+    };
+    let classes = Array2::from_shape_fn((2, 5), |(r, c)| if c == 4 { r as i64 } else { 0 });
+    let p = write("bright.npz", Array3::from_elem((2, 64, 64), 255u8), classes.clone());
+    assert!(DSpritesGrid::open(&p).err().unwrap().to_string().contains("value 255"));
+    let p = write("small.npz", Array3::zeros((2, 32, 32)), classes.clone());
+    assert!(DSpritesGrid::open(&p).err().unwrap().to_string().contains("expected (N, 64, 64)"));
+    let gap = Array2::from_shape_fn((2, 5), |(r, c)| if c == 4 { 2 * r as i64 } else { 0 });
+    let p = write("gap.npz", Array3::zeros((2, 64, 64)), gap);
+    assert!(DSpritesGrid::open(&p).err().unwrap().to_string().contains("class 1 never occurs"));
+    let ok = DSpritesGrid::open(write("tiny.npz", Array3::zeros((2, 64, 64)), classes)).unwrap();
+    assert_eq!(ok.len(), 2);
+}
+
+#[test]
+fn epochs_cover_every_image_once_and_are_seeded() {
+    let ds = DSpritesRenderer::subgrid();
+    let indices: Vec<usize> = (0..1000).collect();
+    let run = |seed| {
+        BatchIter::over(&ds, indices.clone(), 64, Some(seed), Device::Cpu)
+            .unwrap()
+            .flat_map(|b| b.unwrap().indices)
+            .collect::<Vec<_>>()
+    };
+    let a = run(1);
+    assert_eq!(a, run(1));
+    assert_ne!(a, run(2));
+    let mut sorted = a.clone();
+    sorted.sort();
+    assert_eq!(sorted, indices);
+    let it = BatchIter::over(&ds, indices.clone(), 64, Some(1), Device::Cpu).unwrap();
+    assert_eq!(it.num_batches(), 16);
+    let b = it.last().unwrap().unwrap();
+    assert_eq!(b.images.size(), vec![40, 1, 64, 64]);
+    assert_eq!(b.classes.size(), vec![40, 5]);
+    // Classes agree with the indices, and parallel decoding equals one-by-one decoding.
+    let one = data::image(&ds, b.indices[3]).unwrap();
+    assert!(one.equal(&b.images.get(3)));
+    assert_eq!(ds.factors().classes_of(b.indices[3]).unwrap()[4] as i64, b.classes.int64_value(&[3, 4]));
+    assert!(BatchIter::over(&ds, vec![46_080], 8, None, Device::Cpu).is_err());
+    assert!(BatchIter::epoch(&ds, 0, 0, Device::Cpu).is_err());
+}
+
+#[test]
+fn fixed_factor_batches_keep_their_factor() {
+    let ds = DSpritesRenderer::full();
+    let mut s = FactorSampler::new(5);
+    let idx = s.fixed_factor_indices(ds.factors(), 2, 17, 64).unwrap();
+    assert!(idx.iter().all(|&i| ds.factors().classes_of(i).unwrap()[2] == 17));
+    let others: std::collections::HashSet<usize> = idx.iter().map(|&i| ds.factors().classes_of(i).unwrap()[3]).collect();
+    assert!(others.len() > 10, "the other factors must vary");
+    assert!(s.fixed_factor_indices(ds.factors(), 5, 0, 4).is_err());
+    assert!(s.fixed_factor_indices(ds.factors(), 0, 3, 4).is_err());
+    assert_eq!(FactorSampler::new(9).uniform_indices(ds.factors(), 5), FactorSampler::new(9).uniform_indices(ds.factors(), 5));
+}
