@@ -52,10 +52,41 @@ enum Command {
         #[arg(long, default_value = "target/notebooks")]
         out: PathBuf,
     },
+    /// Datasets: list, inspect, render, and score the procedural look-alikes against real images.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
     /// The main job on the embedded default data: environment check and walkthrough, report in runs/<name>/.
     Quickstart {
         #[arg(long, default_value = "quickstart")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataAction {
+    /// The datasets dydis can open by name, and whether each is available here.
+    List,
+    /// Factor table and counts; saves a sample grid and one traversal per factor as PNG.
+    Info {
+        /// A dataset name (see `dydis data list`) or a file.
+        dataset: String,
+        /// Output folder (default runs/data/<dataset>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a dataset in its real file format into the data directory (or --out), atomically.
+    Render {
+        dataset: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Score the procedural look-alikes against the real reference images in ../shared/data.
+    Compare {
+        /// Where the JSON report goes.
+        #[arg(long, default_value = "runs/data/compare.json")]
+        out: PathBuf,
     },
 }
 
@@ -121,6 +152,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(i32::from(failed > 0))
         }
         Command::Quickstart { name } => quickstart(&layout, repo, &name, cli.device),
+        Command::Data { action } => data_command(action),
     }
 }
 
@@ -211,4 +243,60 @@ fn quickstart(layout: &Layout, repo: &Path, name: &str, device: DeviceSpec) -> R
     dydis_core::display::write_atomic(&run_dir.join("report.md"), report.as_bytes())?;
     println!("\nreport: {}", run_dir.join("report.md").display());
     Ok(i32::from(failed > 0))
+}
+
+fn file_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
+fn data_command(action: DataAction) -> Result<i32> {
+    use dydis_core::data::{self, dsprites, DSpritesGrid};
+    match action {
+        DataAction::List => {
+            let mut t = Table::new(["name", "available", "description"]).with_title("datasets");
+            for e in data::catalogue() {
+                t.push_row([e.name, if e.available { "yes" } else { "no" }, e.description]);
+            }
+            println!("{}\n\nAny supported file can be given by path instead (dSprites .npz).", t.to_text());
+        }
+        DataAction::Info { dataset, out } => {
+            let ds = data::open(&dataset)?;
+            let out = out.unwrap_or_else(|| PathBuf::from("runs/data").join(file_safe(&dataset)));
+            let s = ds.image_shape();
+            println!("{}: {} images of {}x{}x{}\n", ds.name(), ds.len(), s.channels, s.height, s.width);
+            println!("{}\n", ds.factors().table().to_text());
+            let scale = if s.height <= 32 { 4 } else { 2 };
+            data::sample_grid(ds.as_ref(), 32, 0, scale)?.save_png(out.join("samples.png"))?;
+            let middle: Vec<usize> = ds.factors().sizes().iter().map(|s| s / 2).collect();
+            let base = ds.factors().index_of(&middle)?;
+            for f in 0..ds.factors().num_factors() {
+                let name = &ds.factors().factor(f).name;
+                data::traversal(ds.as_ref(), f, base, scale)?.save_png(out.join(format!("traversal-{}.png", file_safe(name))))?;
+            }
+            println!("sample grid and {} traversals written to {}", ds.factors().num_factors(), out.display());
+        }
+        DataAction::Render { dataset, out } => {
+            let ds = data::open(&dataset)?;
+            let out = out.unwrap_or_else(|| dydis_core::paths::data_dir().join(format!("{}.npz", file_safe(&dataset))));
+            let start = std::time::Instant::now();
+            dsprites::save_npz(ds.as_ref(), &out)?;
+            let secs = start.elapsed().as_secs_f64();
+            println!("{}: {} images written to {} in {secs:.1} s ({:.0} images/s)", ds.name(), ds.len(), out.display(), ds.len() as f64 / secs);
+        }
+        DataAction::Compare { out } => {
+            let path = DSpritesGrid::shared_subgrid().context("../shared/data/dsprites/dsprites_downsampled.npz is not next to this checkout")?;
+            let real = DSpritesGrid::open(&path)?;
+            let r = dsprites::compare_with_real(&real)?;
+            let mut t = Table::new(["dataset", "images", "mean IoU", "min IoU"]).with_title(format!("dsprites-like vs {}", path.display()));
+            for (name, n, mean, min) in &r.per_shape {
+                t.push_row([format!("dSprites {name}"), n.to_string(), format!("{mean:.4}"), format!("{min:.4}")]);
+            }
+            t.push_row(["dSprites, all".to_string(), r.images.to_string(), format!("{:.4}", r.mean), format!("{:.4}", r.min)]);
+            println!("{}", t.to_text());
+            let json = serde_json::json!({ "dsprites": r, "reference": path });
+            dydis_core::display::write_atomic(&out, serde_json::to_string_pretty(&json)?.as_bytes())?;
+            println!("\nreport: {}", out.display());
+        }
+    }
+    Ok(0)
 }

@@ -118,3 +118,29 @@ fn notebook_command_serves_jupyterlab_with_the_dydis_kernel() {
     let _ = server.wait();
     assert!(body.contains("\"dydis\"") && body.contains("Rust (dydis)"), "no dydis kernelspec served:\n{body}");
 }
+
+#[test]
+fn data_commands_list_inspect_and_compare() {
+    let out = dydis().args(["data", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("dsprites-like:subgrid") && text.contains("dsprites-real:subgrid"), "{text}");
+
+    let dir = empty_home("datainfo");
+    let out = dydis().args(["data", "info", "dsprites-like:subgrid", "--out"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("46080 images"));
+    for f in ["samples.png", "traversal-shape.png", "traversal-posY.png"] {
+        let bytes = std::fs::read(dir.join(f)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{f}");
+    }
+    let out = dydis().args(["data", "info", "no-such-set"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'no-such-set' is neither a known dataset"));
+
+    let json = dir.join("compare.json");
+    let out = dydis().args(["data", "compare", "--out"]).arg(&json).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["dsprites"]["mean"].as_f64().unwrap() >= 0.99);
+    let _ = std::fs::remove_dir_all(dir);
+}

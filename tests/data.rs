@@ -2,6 +2,7 @@
 //! sampling and batching.
 use dydis_core::data::{self, dsprites, BatchIter, DSpritesGrid, DSpritesRenderer, FactorSampler, GroundTruth};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tch::Device;
 
 fn shared(rel: &str) -> PathBuf {
@@ -89,9 +90,10 @@ fn corrupt_and_foreign_files_are_clear_errors() {
 #[test]
 fn epochs_cover_every_image_once_and_are_seeded() {
     let ds = DSpritesRenderer::subgrid();
+    let shared: Arc<dyn GroundTruth> = Arc::new(ds.clone());
     let indices: Vec<usize> = (0..1000).collect();
     let run = |seed| {
-        BatchIter::over(&ds, indices.clone(), 64, Some(seed), Device::Cpu)
+        BatchIter::over(shared.clone(), indices.clone(), 64, Some(seed), Device::Cpu)
             .unwrap()
             .flat_map(|b| b.unwrap().indices)
             .collect::<Vec<_>>()
@@ -102,7 +104,7 @@ fn epochs_cover_every_image_once_and_are_seeded() {
     let mut sorted = a.clone();
     sorted.sort();
     assert_eq!(sorted, indices);
-    let it = BatchIter::over(&ds, indices.clone(), 64, Some(1), Device::Cpu).unwrap();
+    let it = BatchIter::over(shared.clone(), indices.clone(), 64, Some(1), Device::Cpu).unwrap();
     assert_eq!(it.num_batches(), 16);
     let b = it.last().unwrap().unwrap();
     assert_eq!(b.images.size(), vec![40, 1, 64, 64]);
@@ -111,8 +113,8 @@ fn epochs_cover_every_image_once_and_are_seeded() {
     let one = data::image(&ds, b.indices[3]).unwrap();
     assert!(one.equal(&b.images.get(3)));
     assert_eq!(ds.factors().classes_of(b.indices[3]).unwrap()[4] as i64, b.classes.int64_value(&[3, 4]));
-    assert!(BatchIter::over(&ds, vec![46_080], 8, None, Device::Cpu).is_err());
-    assert!(BatchIter::epoch(&ds, 0, 0, Device::Cpu).is_err());
+    assert!(BatchIter::over(shared.clone(), vec![46_080], 8, None, Device::Cpu).is_err());
+    assert!(BatchIter::epoch(shared, 0, 0, Device::Cpu).is_err());
 }
 
 #[test]
@@ -126,4 +128,28 @@ fn fixed_factor_batches_keep_their_factor() {
     assert!(s.fixed_factor_indices(ds.factors(), 5, 0, 4).is_err());
     assert!(s.fixed_factor_indices(ds.factors(), 0, 3, 4).is_err());
     assert_eq!(FactorSampler::new(9).uniform_indices(ds.factors(), 5), FactorSampler::new(9).uniform_indices(ds.factors(), 5));
+}
+
+#[test]
+fn rendered_sets_round_trip_through_the_real_file_format() {
+    let ds = DSpritesRenderer::subgrid();
+    let path = tmp("rendered-subgrid.npz");
+    dsprites::save_npz(&ds, &path).unwrap();
+    let back = DSpritesGrid::open(&path).unwrap();
+    assert_eq!(back.factors().sizes(), ds.factors().sizes());
+    for i in [0, 1, 777, 23_456, 46_079] {
+        assert!(data::image(&back, i).unwrap().equal(&data::image(&ds, i).unwrap()), "image {i}");
+    }
+    let r = dsprites::compare_with_real(&back).unwrap();
+    assert_eq!(r.mean, 1.0, "a rendered file must score exactly 1 against its own renderer");
+    // No temporary file is left next to the output.
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+    // A write into an impossible place fails cleanly and names it.
+    let e = dsprites::save_npz(&ds, Path::new("/proc/no/such/dir/x.npz")).unwrap_err().to_string();
+    assert!(e.contains("/proc/no/such/dir/x.npz"), "{e}");
 }

@@ -281,6 +281,56 @@ impl GroundTruth for DSpritesRenderer {
     }
 }
 
+/// Write a dSprites-family dataset (factors shape, scale, orientation, posX, posY; 1 x 64 x 64 images) as a
+/// `.npz` in the real file's layout (`imgs` {0,1}, `latents_classes` and `latents_values` with the color column),
+/// readable by [`DSpritesGrid::open`] and by numpy. Written to a temporary file and renamed: never half-written.
+pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
+    if ds.factors().names() != NAMES || ds.image_shape() != (ImageShape { channels: 1, height: SIZE, width: SIZE }) {
+        return Err(Error::config("dataset", format!("{} is not a dSprites-family dataset", ds.name())));
+    }
+    let n = ds.len();
+    let mut imgs = Array3::<u8>::zeros((n, SIZE, SIZE));
+    imgs.as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(SIZE * SIZE)
+        .enumerate()
+        .try_for_each(|(i, out)| {
+            let mut buf = [0f32; SIZE * SIZE];
+            ds.write_image(i, &mut buf)?;
+            for (o, v) in out.iter_mut().zip(buf) {
+                *o = (v > 0.0) as u8;
+            }
+            Ok::<_, Error>(())
+        })?;
+    let mut classes = Array2::<i64>::zeros((n, 6));
+    let mut values = Array2::<f64>::zeros((n, 6));
+    for i in 0..n {
+        let c = ds.factors().classes_of(i)?;
+        values[[i, 0]] = 1.0;
+        for k in 0..5 {
+            classes[[i, k + 1]] = c[k] as i64;
+            values[[i, k + 1]] = ds.factors().factor(k).values[c[k]];
+        }
+    }
+    let tmp = path.with_extension(format!("npz.tmp{}", std::process::id()));
+    let result = (|| -> std::result::Result<(), String> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        let mut w = ndarray_npy::NpzWriter::new_compressed(file);
+        w.add_array("imgs", &imgs).map_err(|e| e.to_string())?;
+        w.add_array("latents_classes", &classes).map_err(|e| e.to_string())?;
+        w.add_array("latents_values", &values).map_err(|e| e.to_string())?;
+        w.finish().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    })();
+    result.map_err(|message| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::File { path: path.to_path_buf(), message: format!("writing the dataset failed: {message}") }
+    })
+}
+
 /// Per-image IoU of the renderer against a real grid, rendered at the real grid's own factor values.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IouReport {

@@ -5,10 +5,12 @@
 pub mod dsprites;
 pub mod factors;
 pub mod npz;
+pub mod registry;
 pub mod sampling;
 
 pub use dsprites::{DSpritesGrid, DSpritesRenderer};
 pub use factors::{Factor, FactorSpace};
+pub use registry::{catalogue, open};
 pub use sampling::{BatchIter, FactorSampler};
 
 use crate::display::{image_grid, GridOptions, Image, Panel, Show, Table};

@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
 use tch::{Device, Tensor};
 
 /// Draws factor combinations from a [`FactorSpace`]; identical draws for identical seeds on every platform.
@@ -65,22 +66,24 @@ pub struct Batch {
 }
 
 /// Shuffled (seeded) pass over a dataset or a subset of its indices, in batches, decoded in parallel.
-pub struct BatchIter<'a> {
-    ds: &'a dyn GroundTruth,
+/// It shares ownership of the dataset, so it can live across notebook cells.
+pub struct BatchIter {
+    ds: Arc<dyn GroundTruth>,
     order: Vec<usize>,
     batch_size: usize,
     pos: usize,
     device: Device,
 }
 
-impl<'a> BatchIter<'a> {
+impl BatchIter {
     /// One epoch over the whole dataset, shuffled with `seed`. The last batch may be smaller.
-    pub fn epoch(ds: &'a dyn GroundTruth, batch_size: usize, seed: u64, device: Device) -> Result<Self> {
-        Self::over(ds, (0..ds.len()).collect(), batch_size, Some(seed), device)
+    pub fn epoch(ds: Arc<dyn GroundTruth>, batch_size: usize, seed: u64, device: Device) -> Result<Self> {
+        let all = (0..ds.len()).collect();
+        Self::over(ds, all, batch_size, Some(seed), device)
     }
 
     /// A pass over the given indices; shuffled when `seed` is given, in the given order otherwise.
-    pub fn over(ds: &'a dyn GroundTruth, mut order: Vec<usize>, batch_size: usize, seed: Option<u64>, device: Device) -> Result<Self> {
+    pub fn over(ds: Arc<dyn GroundTruth>, mut order: Vec<usize>, batch_size: usize, seed: Option<u64>, device: Device) -> Result<Self> {
         if batch_size == 0 {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
@@ -98,7 +101,7 @@ impl<'a> BatchIter<'a> {
     }
 }
 
-impl Iterator for BatchIter<'_> {
+impl Iterator for BatchIter {
     type Item = Result<Batch>;
     fn next(&mut self) -> Option<Self::Item> {
         if self.pos >= self.order.len() {
@@ -108,8 +111,8 @@ impl Iterator for BatchIter<'_> {
         let indices = self.order[self.pos..end].to_vec();
         self.pos = end;
         Some((|| {
-            let images = batch(self.ds, &indices, self.device)?;
-            let classes = classes(self.ds, &indices)?.to_device(self.device);
+            let images = batch(self.ds.as_ref(), &indices, self.device)?;
+            let classes = classes(self.ds.as_ref(), &indices)?.to_device(self.device);
             Ok(Batch { images, classes, indices })
         })())
     }
