@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
+    /// Benchmarks; results go to a JSON file.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// The main job on the embedded default data: environment check and walkthrough, report in runs/<name>/.
     Quickstart {
         #[arg(long, default_value = "quickstart")]
@@ -76,16 +81,30 @@ enum DataAction {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Write a dataset in its real file format into the data directory (or --out), atomically.
-    Render {
+    /// Render a dataset once into the on-disk cache (data directory), reused by every later run.
+    Render { dataset: String },
+    /// Write a dataset in its real file format (dSprites .npz), atomically.
+    Export {
         dataset: String,
         #[arg(long)]
-        out: Option<PathBuf>,
+        out: PathBuf,
     },
     /// Score the procedural look-alikes against the real reference images in ../shared/data.
     Compare {
         /// Where the JSON report goes.
         #[arg(long, default_value = "runs/data/compare.json")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Dataset rendering, loading and batching throughput.
+    Data {
+        /// Images per measurement.
+        #[arg(long, default_value_t = 20_000)]
+        images: usize,
+        #[arg(long, default_value = "runs/bench/data.json")]
         out: PathBuf,
     },
 }
@@ -139,11 +158,13 @@ fn run(cli: Cli) -> Result<i32> {
             use std::os::unix::process::CommandExt;
             kernel_ext::install_kernel(&layout, repo)?;
             // exec: JupyterLab takes this process's place, so stopping it (Ctrl-C, a signal) stops the server.
-            let err = std::process::Command::new(layout.jupyter())
-                .arg("lab")
-                .arg(format!("--notebook-dir={}", repo.join("notebooks").display()))
-                .args(args)
-                .exec();
+            let mut cmd = std::process::Command::new(layout.jupyter());
+            cmd.arg("lab").arg(format!("--notebook-dir={}", repo.join("notebooks").display()));
+            // SAFETY: geteuid has no preconditions. Jupyter refuses to start as root (containers, CI) without this.
+            if unsafe { libc::geteuid() } == 0 {
+                cmd.arg("--allow-root");
+            }
+            let err = cmd.args(args).exec();
             Err(err).with_context(|| format!("starting {}", layout.jupyter().display()))
         }
         Command::Execute { notebooks, cell_timeout, out } => {
@@ -153,6 +174,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Quickstart { name } => quickstart(&layout, repo, &name, cli.device),
         Command::Data { action } => data_command(action),
+        Command::Bench { what: BenchWhat::Data { images, out } } => bench_data(images, &out),
     }
 }
 
@@ -250,7 +272,7 @@ fn file_safe(name: &str) -> String {
 }
 
 fn data_command(action: DataAction) -> Result<i32> {
-    use dydis_core::data::{self, dsprites, DSpritesGrid};
+    use dydis_core::data::{self, dsprites, DSpritesGrid, GroundTruth};
     match action {
         DataAction::List => {
             let mut t = Table::new(["name", "available", "description"]).with_title("datasets");
@@ -275,28 +297,94 @@ fn data_command(action: DataAction) -> Result<i32> {
             }
             println!("sample grid and {} traversals written to {}", ds.factors().num_factors(), out.display());
         }
-        DataAction::Render { dataset, out } => {
+        DataAction::Render { dataset } => {
             let ds = data::open(&dataset)?;
-            let out = out.unwrap_or_else(|| dydis_core::paths::data_dir().join(format!("{}.npz", file_safe(&dataset))));
+            let dir = dydis_core::paths::data_dir().join("cache");
+            let start = std::time::Instant::now();
+            let total = ds.len();
+            let mut last = std::time::Instant::now();
+            let c = data::cache::cached_in(ds.as_ref(), &dir, &mut |done| {
+                if last.elapsed().as_secs() >= 10 || done == total {
+                    eprintln!("  {done}/{total} images ({:.0}/s)", done as f64 / start.elapsed().as_secs_f64());
+                    last = std::time::Instant::now();
+                }
+            })?;
+            println!("{}: {} images cached at {} ({:.1} s)", ds.name(), c.len(), c.path().display(), start.elapsed().as_secs_f64());
+        }
+        DataAction::Export { dataset, out } => {
+            let ds = data::open(&dataset)?;
             let start = std::time::Instant::now();
             dsprites::save_npz(ds.as_ref(), &out)?;
-            let secs = start.elapsed().as_secs_f64();
-            println!("{}: {} images written to {} in {secs:.1} s ({:.0} images/s)", ds.name(), ds.len(), out.display(), ds.len() as f64 / secs);
+            println!("{}: {} images written to {} in {:.1} s", ds.name(), ds.len(), out.display(), start.elapsed().as_secs_f64());
         }
         DataAction::Compare { out } => {
+            use dydis_core::data::shapes3d::{compare_with_reference, reference_panel, Reference, SceneParams};
             let path = DSpritesGrid::shared_subgrid().context("../shared/data/dsprites/dsprites_downsampled.npz is not next to this checkout")?;
             let real = DSpritesGrid::open(&path)?;
             let r = dsprites::compare_with_real(&real)?;
-            let mut t = Table::new(["dataset", "images", "mean IoU", "min IoU"]).with_title(format!("dsprites-like vs {}", path.display()));
+            let mut t = Table::new(["look-alike", "real images", "score"]).with_title("procedural look-alikes vs real images");
             for (name, n, mean, min) in &r.per_shape {
-                t.push_row([format!("dSprites {name}"), n.to_string(), format!("{mean:.4}"), format!("{min:.4}")]);
+                t.push_row([format!("dsprites-like, {name}"), n.to_string(), format!("IoU mean {mean:.4}, min {min:.4}")]);
             }
-            t.push_row(["dSprites, all".to_string(), r.images.to_string(), format!("{:.4}", r.mean), format!("{:.4}", r.min)]);
+            t.push_row(["dsprites-like, all".to_string(), r.images.to_string(), format!("IoU mean {:.4}, min {:.4}", r.mean, r.min)]);
+            let ref_path = Reference::shared().context("../shared/data/shapes3d/shapes3d_reference_samples.npz is not next to this checkout")?;
+            let reference = Reference::open(&ref_path)?;
+            let params = SceneParams::default();
+            let s = compare_with_reference(&params, &reference);
+            t.push_row([
+                "shapes3d-like @64".to_string(),
+                s.images.to_string(),
+                format!("mean abs error {:.2}/255, {:.1}% of pixels within 16 levels", s.mean_abs_error, 100.0 * s.close_pixels),
+            ]);
             println!("{}", t.to_text());
-            let json = serde_json::json!({ "dsprites": r, "reference": path });
+            let png = out.with_extension("shapes3d.png");
+            reference_panel(&params, &reference, &s, 10)?.save_png(&png)?;
+            let json = serde_json::json!({ "dsprites": r, "dsprites_reference": path, "shapes3d": s, "shapes3d_reference": ref_path, "shapes3d_params": params });
             dydis_core::display::write_atomic(&out, serde_json::to_string_pretty(&json)?.as_bytes())?;
-            println!("\nreport: {}", out.display());
+            println!("\nreport: {} (side by side: {})", out.display(), png.display());
         }
     }
     Ok(0)
+}
+
+fn bench_data(images: usize, out: &Path) -> Result<i32> {
+    use dydis_core::data::{self, bench, DSpritesGrid, GroundTruth};
+    let mut results = Vec::new();
+    let mut specs = vec![("dsprites-like".to_string(), images), ("shapes3d-like".to_string(), images / 20), ("shapes3d-like@32".to_string(), images / 10)];
+    let mut load = serde_json::Value::Null;
+    if let Some(p) = DSpritesGrid::shared_subgrid() {
+        let start = std::time::Instant::now();
+        let real = DSpritesGrid::open(&p)?;
+        let secs = start.elapsed().as_secs_f64();
+        load = serde_json::json!({ "file": p, "images": real.len(), "seconds": secs, "images_per_s": real.len() as f64 / secs });
+        specs.push((p.display().to_string(), images));
+    }
+    let mut t = Table::new(["dataset", "images", "1 thread img/s", "parallel img/s", "speed-up", "BatchIter img/s"])
+        .with_title(format!("dataset throughput ({} threads)", dydis_core::device::RuntimeInfo::collect().threads));
+    for (spec, n) in specs {
+        let r = bench::measure(data::open(&spec)?, n)?;
+        t.push_row([
+            r.dataset.clone(),
+            r.images.to_string(),
+            format!("{:.0}", r.sequential_images_per_s),
+            format!("{:.0}", r.parallel_images_per_s),
+            format!("{:.2}x", r.parallel_speedup),
+            format!("{:.0}", r.batch_iter_images_per_s),
+        ]);
+        results.push(r);
+    }
+    println!("{}", t.to_text());
+    let json = serde_json::json!({
+        "runtime": dydis_core::device::RuntimeInfo::collect(),
+        "rayon_threads": rayon_threads(),
+        "throughput": results,
+        "real_file_load": load,
+    });
+    dydis_core::display::write_atomic(out, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    println!("\nresults: {}", out.display());
+    Ok(0)
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

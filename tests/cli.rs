@@ -142,5 +142,16 @@ fn data_commands_list_inspect_and_compare() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(v["dsprites"]["mean"].as_f64().unwrap() >= 0.99);
+    assert!(v["shapes3d"]["mean_abs_error"].as_f64().unwrap() < 12.5);
+    assert!(json.with_extension("shapes3d.png").exists());
+
+    // render fills the cache once; a second run reuses it.
+    let data_dir = dir.join("data");
+    let run = || dydis().args(["data", "render", "shapes3d-like:2x2x2x2x2x3@16"]).env("DYDIS_DATA", &data_dir).output().unwrap();
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stderr).contains("96/96 images"));
+    let second = run();
+    assert!(second.status.success() && !String::from_utf8_lossy(&second.stderr).contains("96/96"), "the cache is reused");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -265,6 +265,9 @@ impl GroundTruth for DSpritesRenderer {
     fn name(&self) -> String {
         format!("dsprites-like ({})", self.factors.sizes().iter().map(|s| s.to_string()).collect::<Vec<_>>().join("x"))
     }
+    fn fingerprint(&self) -> String {
+        format!("dsprites-renderer-v1 {:?} {HEART:?}", self.factors)
+    }
     fn factors(&self) -> &FactorSpace {
         &self.factors
     }

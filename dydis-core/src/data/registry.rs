@@ -2,6 +2,7 @@
 //!
 //! A spec is a catalogue name (see [`catalogue`]) or a path to a file in a supported real format.
 use super::dsprites::{self, DSpritesGrid, DSpritesRenderer};
+use super::shapes3d::Shapes3DRenderer;
 use super::GroundTruth;
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -30,6 +31,17 @@ pub fn catalogue() -> Vec<Entry> {
             available: true,
         },
         Entry {
+            name: "shapes3d-like",
+            description: "procedural Shapes3D, full grid 10x10x10x8x4x15 (480,000 RGB images) at 64 px; \
+                          `shapes3d-like[:AxBxCxDxExF][@RES]` sub-samples factors and sets the resolution",
+            available: true,
+        },
+        Entry {
+            name: "shapes3d-like:quick",
+            description: "procedural Shapes3D, 5x5x5x4x4x5 (10,000 images) at 32 px, for quick CPU runs",
+            available: true,
+        },
+        Entry {
             name: "dsprites-real:subgrid",
             description: "the real 46,080-image dSprites sub-grid from ../shared/data/dsprites (Apache-2.0)",
             available: DSpritesGrid::shared_subgrid().is_some(),
@@ -49,6 +61,7 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
             })?;
             Ok(Arc::new(DSpritesGrid::open(p)?))
         }
+        s if s.starts_with("shapes3d-like") => Ok(Arc::new(shapes3d_spec(s)?)),
         _ => {
             let path = Path::new(spec);
             if !path.exists() {
@@ -63,6 +76,35 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
     }
 }
 
+/// `shapes3d-like[:quick | :AxBxCxDxExF][@RES]`.
+fn shapes3d_spec(spec: &str) -> Result<Shapes3DRenderer> {
+    let bad = |m: String| Error::config("dataset", format!("'{spec}': {m} (form: shapes3d-like[:AxBxCxDxExF][@RES])"));
+    let rest = &spec["shapes3d-like".len()..];
+    let (grid, res) = match rest.split_once('@') {
+        Some((g, r)) => (g, Some(r.parse::<usize>().map_err(|_| bad(format!("'{r}' is not a resolution")))?)),
+        None => (rest, None),
+    };
+    let (counts, default_res) = match grid {
+        "" => (None, 64),
+        ":quick" => (Some([5, 5, 5, 4, 4, 5]), 32),
+        g => {
+            let parts: Vec<usize> = g
+                .strip_prefix(':')
+                .ok_or_else(|| bad(format!("unexpected '{g}'")))?
+                .split('x')
+                .map(|p| p.parse::<usize>().map_err(|_| bad(format!("'{p}' is not a count"))))
+                .collect::<Result<_>>()?;
+            let counts: [usize; 6] = parts.try_into().map_err(|_| bad("six factor counts are needed".into()))?;
+            (Some(counts), 64)
+        }
+    };
+    let res = res.unwrap_or(default_res);
+    match counts {
+        Some(c) => Shapes3DRenderer::subsampled(c, res),
+        None => Shapes3DRenderer::new(res),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +113,14 @@ mod tests {
     fn names_open_and_unknown_specs_are_explained() {
         assert_eq!(open("dsprites-like").unwrap().len(), 737_280);
         assert_eq!(open("dsprites-like:subgrid").unwrap().len(), 46_080);
+        assert_eq!(open("shapes3d-like").unwrap().len(), 480_000);
+        let q = open("shapes3d-like:quick").unwrap();
+        assert_eq!((q.len(), q.image_shape().height), (10_000, 32));
+        let c = open("shapes3d-like:10x10x10x8x4x15@48").unwrap();
+        assert_eq!((c.len(), c.image_shape().width), (480_000, 48));
+        for bad in ["shapes3d-like:5x5", "shapes3d-like@x", "shapes3d-like:11x1x1x1x1x1", "shapes3d-like@4", "shapes3d-likeX"] {
+            assert!(open(bad).is_err(), "{bad}");
+        }
         let e = open("shapes4d").err().unwrap().to_string();
         assert!(e.contains("'shapes4d'") && e.contains("dsprites-like"), "{e}");
         let e = open("Cargo.toml").err().unwrap().to_string();
