@@ -254,12 +254,32 @@ fn quickstart(layout: &Layout, repo: &Path, name: &str, device: DeviceSpec) -> R
     println!("{}\n", info.to_text());
     let env_json = serde_json::json!({ "runtime": info, "device": format!("{resolved:?}") });
     dydis_core::display::write_atomic(&run_dir.join("environment.json"), serde_json::to_string_pretty(&env_json)?.as_bytes())?;
+    // The embedded default dataset: rendered once into the cache, then inspected.
+    let spec = "shapes3d-like:quick";
+    let start = std::time::Instant::now();
+    let ds = dydis_core::data::cached(dydis_core::data::open(spec)?)?;
+    let render_secs = start.elapsed().as_secs_f64();
+    let data_dir = run_dir.join("data");
+    dydis_core::data::sample_grid(ds.as_ref(), 32, 0, 2)?.save_png(data_dir.join("samples.png"))?;
+    let middle: Vec<usize> = ds.factors().sizes().iter().map(|s| s / 2).collect();
+    let base = ds.factors().index_of(&middle)?;
+    for f in 0..ds.factors().num_factors() {
+        let name = file_safe(&ds.factors().factor(f).name);
+        dydis_core::data::traversal(ds.as_ref(), f, base, 2)?.save_png(data_dir.join(format!("traversal-{name}.png")))?;
+    }
+    println!("dataset {} ({} images) ready in {render_secs:.1} s; samples in {}", ds.name(), ds.len(), data_dir.display());
+
     let notebooks = vec![repo.join("notebooks/00-environment.ipynb")];
     let failed = execute_all(layout, &notebooks, &run_dir.join("notebooks"), Duration::from_secs(900))?;
     let report = format!(
-        "# dydis run `{name}`\n\n```\n{}\n```\n\nEnvironment walkthrough: `notebooks/00-environment.ipynb` ({}), executed copy in \
-         `notebooks/`.\n\nTraining, evaluation and the figures join this report as their issues land.\n",
+        "# dydis run `{name}`\n\n```\n{}\n```\n\n## Data\n\n`{spec}`: {}, {} images, cached and ready in {render_secs:.1} s.\n\n\
+         ```\n{}\n```\n\n![samples](data/samples.png)\n\nTraversals: `data/traversal-*.png`.\n\n\
+         ## Notebooks\n\n`notebooks/00-environment.ipynb` {}; executed copy in `notebooks/`.\n\n\
+         Training, evaluation and the figures join this report as their issues land.\n",
         info.to_text(),
+        ds.name(),
+        ds.len(),
+        ds.factors().table().to_text(),
         if failed == 0 { "ran cleanly" } else { "FAILED" }
     );
     dydis_core::display::write_atomic(&run_dir.join("report.md"), report.as_bytes())?;

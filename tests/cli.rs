@@ -79,6 +79,10 @@ fn quickstart_writes_a_report() {
     let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("environment.json")).unwrap()).unwrap();
     assert!(env["runtime"]["threads"].as_u64().unwrap() >= 1);
     assert!(run.join("notebooks/00-environment.ipynb").exists());
+    assert!(report.contains("shapes3d-like") && report.contains("10000 images"), "{report}");
+    for f in ["samples.png", "traversal-orientation.png", "traversal-floor_hue.png"] {
+        assert!(run.join("data").join(f).exists(), "{f}");
+    }
     std::fs::remove_dir_all(run).unwrap();
     let bad = dydis().args(["quickstart", "--name", "../escape"]).output().unwrap();
     assert!(!bad.status.success());
@@ -154,4 +158,29 @@ fn data_commands_list_inspect_and_compare() {
     let second = run();
     assert!(second.status.success() && !String::from_utf8_lossy(&second.stderr).contains("96/96"), "the cache is reused");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// scripts/setup.sh refuses a libtorch or a venv torch of the wrong version, naming the directory and the fix.
+#[test]
+fn setup_refuses_a_wrong_torch_version() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let home = empty_home("wrongtorch");
+    // A user-supplied LIBTORCH of another version.
+    let fake = home.join("libtorch");
+    std::fs::create_dir_all(fake.join("lib")).unwrap();
+    std::fs::write(fake.join("lib/libtorch_cpu.so"), b"").unwrap();
+    std::fs::write(fake.join("version.py"), "__version__ = '2.12.1+cpu'\n").unwrap();
+    let out = Command::new("bash").arg(repo.join("scripts/setup.sh")).arg("-q").env("LIBTORCH", &fake).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("is version '2.12.1', but dydis needs 2.13.0") && err.contains("Unset LIBTORCH"), "{err}");
+    // A venv (not yet marked installed) holding another torch.
+    let venv_torch = home.join("venv/lib/python3.11/site-packages/torch");
+    std::fs::create_dir_all(&venv_torch).unwrap();
+    std::fs::write(venv_torch.join("version.py"), "__version__ = '2.12.1'\n").unwrap();
+    let out = Command::new("bash").arg(repo.join("scripts/setup.sh")).env("DYDIS_HOME", &home).env_remove("LIBTORCH").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("holds torch 2.12.1, but dydis needs torch 2.13.0") && err.contains("rm -rf"), "{err}");
+    let _ = std::fs::remove_dir_all(home);
 }

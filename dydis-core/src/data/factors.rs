@@ -160,15 +160,7 @@ mod tests {
     use super::*;
 
     fn shapes3d() -> FactorSpace {
-        FactorSpace::new(vec![
-            Factor::linspace("floor_hue", 0.0, 0.9, 10),
-            Factor::linspace("wall_hue", 0.0, 0.9, 10),
-            Factor::linspace("object_hue", 0.0, 0.9, 10),
-            Factor::linspace("scale", 0.75, 1.25, 8),
-            Factor::categorical("shape", 4),
-            Factor::linspace("orientation", -30.0, 30.0, 15),
-        ])
-        .unwrap()
+        crate::data::shapes3d::full_factors()
     }
 
     #[test]

@@ -122,7 +122,14 @@ fn pick(f: &Factor, n: usize) -> Result<Factor> {
     if n == 0 || n > f.size() {
         return Err(Error::config(f.name.clone(), format!("cannot keep {n} of its {} values", f.size())));
     }
-    let idx = (0..n).map(|k| if n == 1 { 0 } else { (k * (f.size() - 1) + (n - 1) / 2) / (n - 1) });
+    // Nearest class to k·(size−1)/(n−1), ties broken toward the middle so that the pick is symmetric.
+    let idx = (0..n).map(|k| {
+        if n == 1 {
+            return 0;
+        }
+        let x = (k * (f.size() - 1)) as f64 / (n - 1) as f64;
+        (if 2 * k < n - 1 { (x - 0.5).ceil() } else { (x + 0.5).floor() }) as usize
+    });
     Ok(Factor::new(f.name.clone(), idx.map(|i| f.values[i]).collect()))
 }
 
@@ -647,6 +654,7 @@ mod tests {
         assert_eq!(q.len(), 10_000);
         let o = &q.factors().factor(5).values;
         assert_eq!((o[0], o[4]), (-30.0, 30.0), "both ends kept");
+        assert!((o[1] + o[3]).abs() < 1e-9 && o[2] == 0.0, "symmetric pick: {o:?}");
         assert_eq!(q.factors().factor(4).values, vec![0.0, 1.0, 2.0, 3.0]);
         assert!(Shapes3DRenderer::subsampled([11, 1, 1, 1, 1, 1], 32).is_err());
         assert!(Shapes3DRenderer::subsampled([0, 1, 1, 1, 1, 1], 32).is_err());
