@@ -169,3 +169,45 @@ fn the_shapes3d_renderer_is_close_to_the_real_images() {
     flipped.azimuth_sign = -p.azimuth_sign;
     assert!(compare_with_reference(&flipped, &reference).mean_abs_error > r.mean_abs_error + 2.0);
 }
+
+/// MPI3D-toy in its real layout (an uncompressed npz with `images` N x 64 x 64 x 3), on a small fixture grid.
+#[test]
+fn mpi3d_npz_is_memory_mapped_and_checked() {
+    use dydis_core::data::{mpi3d, Factor, FactorSpace, Mpi3dToy};
+    use ndarray::Array4;
+    let factors = FactorSpace::new(vec![Factor::categorical("object_color", 2), Factor::categorical("horizontal_axis", 3)]).unwrap();
+    // Image i is filled with the value i*10 + channel, so every pixel says which image and channel it is.
+    let imgs = Array4::from_shape_fn((6, 64, 64, 3), |(i, _, _, c)| (i * 10 + c) as u8);
+    let write = |name: &str, compressed: bool, arr: &Array4<u8>| {
+        let p = tmp(name);
+        let f = std::fs::File::create(&p).unwrap();
+        let mut w = if compressed { ndarray_npy::NpzWriter::new_compressed(f) } else { ndarray_npy::NpzWriter::new(f) };
+        w.add_array("images", arr).unwrap();
+        w.finish().unwrap();
+        p
+    };
+    let path = write("mpi3d_fixture.npz", false, &imgs);
+    let ds = Mpi3dToy::open_with_factors(&path, factors.clone()).unwrap();
+    assert_eq!(ds.len(), 6);
+    let b = data::batch(&ds, &[4, 1], Device::Cpu).unwrap();
+    assert_eq!(b.size(), vec![2, 3, 64, 64]);
+    // Image 4, channel 2 -> byte 42 -> 42/127.5 - 1.
+    assert!((b.double_value(&[0, 2, 10, 10]) - (42.0 / 127.5 - 1.0)).abs() < 1e-6);
+    assert!((b.double_value(&[1, 0, 63, 0]) - (10.0 / 127.5 - 1.0)).abs() < 1e-6);
+    // Wrong count for the real release, compressed archive, mismatched grid, truncated file: clear errors.
+    let e = Mpi3dToy::open(&path).err().unwrap().to_string();
+    assert!(e.contains("6 images") && e.contains("1,036,800"), "{e}");
+    let e = Mpi3dToy::open_with_factors(write("mpi3d_z.npz", true, &imgs), factors.clone()).err().unwrap().to_string();
+    assert!(e.contains("compressed") && e.contains("np.savez"), "{e}");
+    let other = FactorSpace::new(vec![Factor::categorical("a", 5)]).unwrap();
+    assert!(Mpi3dToy::open_with_factors(&path, other).err().unwrap().to_string().contains("combinations"));
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = tmp("mpi3d_cut.npz");
+    std::fs::write(&cut, &bytes[..bytes.len() - 5000]).unwrap();
+    assert!(Mpi3dToy::open_with_factors(&cut, factors).is_err());
+    // The release grids.
+    assert_eq!(mpi3d::factors_for(1_036_800).unwrap().sizes(), vec![6, 6, 2, 3, 3, 40, 40]);
+    assert_eq!(mpi3d::factors_for(460_800).unwrap().sizes(), vec![4, 4, 2, 3, 3, 40, 40]);
+    // data::open recognises an npz with `images` as MPI3D.
+    assert!(data::open(path.to_str().unwrap()).err().unwrap().to_string().contains("1,036,800"));
+}

@@ -69,8 +69,15 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
                 return Err(Error::config("dataset", format!("'{spec}' is neither a known dataset ({}) nor an existing file", names.join(", "))));
             }
             match path.extension().and_then(|e| e.to_str()) {
-                Some("npz") => Ok(Arc::new(DSpritesGrid::open(path)?)),
-                _ => Err(Error::File { path: path.to_path_buf(), message: "unsupported format (supported: dSprites .npz)".into() }),
+                // An npz with `images` is MPI3D-toy; one with `imgs` is dSprites.
+                Some("npz") => match super::npz::Npz::open(path)?.names().iter().any(|n| n == "images") {
+                    true => Ok(Arc::new(super::mpi3d::Mpi3dToy::open(path)?)),
+                    false => Ok(Arc::new(DSpritesGrid::open(path)?)),
+                },
+                _ => Err(Error::File {
+                    path: path.to_path_buf(),
+                    message: "unsupported format (supported: dSprites .npz, MPI3D-toy .npz)".into(),
+                }),
             }
         }
     }
