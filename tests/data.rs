@@ -211,3 +211,63 @@ fn mpi3d_npz_is_memory_mapped_and_checked() {
     // data::open recognises an npz with `images` as MPI3D.
     assert!(data::open(path.to_str().unwrap()).err().unwrap().to_string().contains("1,036,800"));
 }
+
+/// A synthetic CelebA folder in the real layout (CelebA itself may not be redistributed).
+fn synthetic_celeba(tag: &str, n: usize) -> PathBuf {
+    let root = tmp(&format!("celeba-{tag}"));
+    let imgs = root.join("img_align_celeba");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let names: Vec<String> = (0..40).map(|a| format!("Attr_{a}")).collect();
+    let mut list = format!("{n}\n{} \n", names.join(" "));
+    for i in 0..n {
+        let file = format!("{:06}.jpg", i + 1);
+        // Left half dark, right half bright; the D2C crop (x 25..153) keeps both.
+        let img = image::RgbImage::from_fn(178, 218, |x, _| if x < 89 { image::Rgb([20, 20, 20]) } else { image::Rgb([230, 230, 230]) });
+        img.save(imgs.join(&file)).unwrap();
+        let vals: Vec<&str> = (0..40).map(|a| if (a + i) % 3 == 0 { " 1" } else { "-1" }).collect();
+        list.push_str(&format!("{file} {}\n", vals.join(" ")));
+    }
+    std::fs::write(root.join("list_attr_celeba.txt"), list).unwrap();
+    root
+}
+
+#[test]
+fn celeba_folders_load_with_0_1_attributes_and_the_d2c_crop() {
+    use dydis_core::data::CelebA;
+    let root = synthetic_celeba("ok", 4);
+    let ds = CelebA::open(&root, 64).unwrap();
+    assert_eq!(ds.len(), 4);
+    assert_eq!(ds.attribute_names().len(), 40);
+    assert_eq!(ds.attributes(1)[2], 1, "(2 + 1) % 3 == 0 -> 1");
+    assert_eq!(ds.attributes(1)[0], 0, "-1 becomes 0");
+    let a = ds.attribute_tensor(&[0, 3]).unwrap();
+    assert_eq!(a.size(), vec![2, 40]);
+    let b = ds.batch(&[0, 2], Device::Cpu).unwrap();
+    assert_eq!(b.size(), vec![2, 3, 64, 64]);
+    // After the crop at x = 25, the dark/bright edge (x = 89) sits at 64 of 128, i.e. 32 of 64.
+    assert!(b.double_value(&[0, 0, 32, 10]) < -0.7 && b.double_value(&[0, 1, 32, 54]) > 0.7);
+    assert!(ds.batch(&[4], Device::Cpu).is_err());
+}
+
+#[test]
+fn broken_celeba_files_are_clear_errors() {
+    use dydis_core::data::CelebA;
+    let root = synthetic_celeba("bad", 3);
+    let list = root.join("list_attr_celeba.txt");
+    let good = std::fs::read_to_string(&list).unwrap();
+    std::fs::write(&list, good.replacen("000002.jpg -1", "000002.jpg  2", 1).replacen("000002.jpg  1", "000002.jpg  2", 1)).unwrap();
+    let e = CelebA::open(&root, 64).err().unwrap().to_string();
+    assert!(e.contains("line 4") && e.contains("'2' is not -1 or 1"), "{e}");
+    std::fs::write(&list, good.replacen("3\n", "5\n", 1)).unwrap();
+    assert!(CelebA::open(&root, 64).err().unwrap().to_string().contains("announces 5 images but lists 3"));
+    std::fs::write(&list, &good).unwrap();
+    std::fs::write(root.join("img_align_celeba/000003.jpg"), b"not a jpeg").unwrap();
+    image::RgbImage::new(100, 100).save(root.join("img_align_celeba/000002.jpg")).unwrap();
+    let ds = CelebA::open(&root, 64).unwrap();
+    let e = ds.batch(&[2], Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("000003.jpg") && e.contains("unreadable image"), "{e}");
+    let e = ds.batch(&[1], Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("100x100") && e.contains("178x218"), "{e}");
+    assert!(CelebA::open(root.join("nowhere"), 64).is_err());
+    assert!(CelebA::open(&root, 4).is_err());
+}

@@ -3,6 +3,7 @@
 //!
 //! Images are CHW `f32` in [-1, 1] (the paper's normalisation). Decoding a batch runs in parallel (rayon).
 pub mod bench;
+pub mod celeba;
 pub mod cache;
 pub mod dsprites;
 pub mod factors;
@@ -14,6 +15,7 @@ pub mod sampling;
 
 pub use dsprites::{DSpritesGrid, DSpritesRenderer};
 pub use cache::{cached, CachedGrid};
+pub use celeba::CelebA;
 pub use factors::{Factor, FactorSpace};
 pub use mpi3d::Mpi3dToy;
 pub use registry::{catalogue, open};
@@ -72,18 +74,26 @@ fn check_index(ds: &dyn GroundTruth, index: usize) -> Result<()> {
 /// Images `indices` as one `[B, C, H, W]` float tensor on `device`, decoded in parallel straight into the
 /// tensor's storage (no intermediate buffer: measured, the extra copy cost more than the decoding).
 pub fn batch(ds: &dyn GroundTruth, indices: &[usize], device: Device) -> Result<Tensor> {
-    let shape = ds.image_shape();
-    let n = shape.numel();
     for &i in indices {
         check_index(ds, i)?;
     }
-    let dims = [indices.len() as i64, shape.channels as i64, shape.height as i64, shape.width as i64];
+    decode_batch(indices.len(), ds.image_shape(), device, |k, out| ds.write_image(indices[k], out))
+}
+
+/// A `[count, C, H, W]` float tensor whose image `k` is written by `write(k, out)`, in parallel, directly into
+/// the tensor's storage; moved to `device` at the end.
+pub fn decode_batch<F>(count: usize, shape: ImageShape, device: Device, write: F) -> Result<Tensor>
+where
+    F: Fn(usize, &mut [f32]) -> Result<()> + Sync,
+{
+    let n = shape.numel();
+    let dims = [count as i64, shape.channels as i64, shape.height as i64, shape.width as i64];
     let t = Tensor::empty(dims, (Kind::Float, Device::Cpu));
-    if !indices.is_empty() && n > 0 {
-        // SAFETY: `t` is a new, contiguous CPU float tensor of exactly indices.len() * n elements that nothing
-        // else references until this function returns it; the slice does not outlive this block.
-        let buf = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, indices.len() * n) };
-        buf.par_chunks_mut(n).zip(indices.par_iter()).try_for_each(|(out, &i)| ds.write_image(i, out))?;
+    if count > 0 && n > 0 {
+        // SAFETY: `t` is a new, contiguous CPU float tensor of exactly count * n elements that nothing else
+        // references until this function returns it; the slice does not outlive this block.
+        let buf = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, count * n) };
+        buf.par_chunks_mut(n).enumerate().try_for_each(|(k, out)| write(k, out))?;
     }
     Ok(if device == Device::Cpu { t } else { t.to_device(device) })
 }
