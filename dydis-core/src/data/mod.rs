@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod celeba;
 pub mod cache;
+pub mod cars3d;
 pub mod dsprites;
 pub mod factors;
 pub mod mpi3d;
@@ -15,6 +16,7 @@ pub mod sampling;
 
 pub use dsprites::{DSpritesGrid, DSpritesRenderer};
 pub use cache::{cached, CachedGrid};
+pub use cars3d::Cars3D;
 pub use celeba::CelebA;
 pub use factors::{Factor, FactorSpace};
 pub use mpi3d::Mpi3dToy;

@@ -68,6 +68,9 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
                 let names: Vec<&str> = catalogue().iter().map(|e| e.name).collect();
                 return Err(Error::config("dataset", format!("'{spec}' is neither a known dataset ({}) nor an existing file", names.join(", "))));
             }
+            if path.is_dir() {
+                return Ok(Arc::new(super::cars3d::Cars3D::open(path)?));
+            }
             match path.extension().and_then(|e| e.to_str()) {
                 // An npz with `images` is MPI3D-toy; one with `imgs` is dSprites.
                 Some("npz") => match super::npz::Npz::open(path)?.names().iter().any(|n| n == "images") {
@@ -76,7 +79,7 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
                 },
                 _ => Err(Error::File {
                     path: path.to_path_buf(),
-                    message: "unsupported format (supported: dSprites .npz, MPI3D-toy .npz)".into(),
+                    message: "unsupported format (supported: dSprites .npz, MPI3D-toy .npz, a Cars3D folder)".into(),
                 }),
             }
         }
