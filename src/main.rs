@@ -89,6 +89,14 @@ enum DataAction {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Download a real dataset from its official location and verify it (needs internet access).
+    Fetch {
+        /// shapes3d, dsprites, mpi3d_toy, cars3d (celeba: prints how to obtain it).
+        name: String,
+        /// Destination folder (default: the data directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Score the procedural look-alikes against the real reference images in ../shared/data.
     Compare {
         /// Where the JSON report goes.
@@ -336,6 +344,26 @@ fn data_command(action: DataAction) -> Result<i32> {
             let start = std::time::Instant::now();
             dsprites::save_npz(ds.as_ref(), &out)?;
             println!("{}: {} images written to {} in {:.1} s", ds.name(), ds.len(), out.display(), start.elapsed().as_secs_f64());
+        }
+        DataAction::Fetch { name, out } => {
+            use dydis_core::data::fetch;
+            if name == "celeba" {
+                println!("{}", fetch::CELEBA_NOTE);
+                return Ok(2);
+            }
+            let all = fetch::sources();
+            let Some(src) = all.iter().find(|s| s.name == name) else {
+                let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+                bail!("no download named '{name}' (known: {}, celeba)", names.join(", "));
+            };
+            let dir = out.unwrap_or_else(dydis_core::paths::data_dir);
+            println!("fetching {} from {}", src.name, src.url);
+            let path = fetch::fetch(src, &dir)?;
+            if src.name == "dsprites" {
+                let g = DSpritesGrid::open(&path)?;
+                anyhow::ensure!(g.len() == 737_280, "{} holds {} images, expected 737,280", path.display(), g.len());
+            }
+            println!("verified: {}\n{}", path.display(), src.then);
         }
         DataAction::Compare { out } => {
             use dydis_core::data::shapes3d::{compare_with_reference, reference_panel, Reference, SceneParams};

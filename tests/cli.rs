@@ -141,6 +141,13 @@ fn data_commands_list_inspect_and_compare() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("'no-such-set' is neither a known dataset"));
 
+    // fetch: names are checked before any network access; CelebA explains how to obtain it.
+    let out = dydis().args(["data", "fetch", "shapes4d"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("known: shapes3d, dsprites, mpi3d_toy, cars3d"));
+    let out = dydis().args(["data", "fetch", "celeba"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("forbids redistribution"));
+
     let json = dir.join("compare.json");
     let out = dydis().args(["data", "compare", "--out"]).arg(&json).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

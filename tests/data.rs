@@ -337,3 +337,55 @@ fn cars3d_mat_files_load_in_list_order_with_the_documented_index() {
     std::fs::remove_file(dir.join("car_001_mesh.mat")).unwrap();
     assert!(Cars3D::open(&dir).is_err(), "a listed object without its file");
 }
+
+/// `fetch` against a server on the loopback interface (tests never reach outside this machine): a verified
+/// download lands under its name; a checksum mismatch or an unreachable server leaves nothing behind.
+#[test]
+fn fetch_verifies_and_never_keeps_a_bad_download() {
+    use dydis_core::data::fetch::{self, Source};
+    use std::io::{Read, Write};
+    let body: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = body.clone();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", served.len());
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&served).unwrap();
+        }
+    });
+    let (sha, md5) = {
+        let p = tmp("body.bin");
+        std::fs::write(&p, &body).unwrap();
+        fetch::digests(&p).unwrap()
+    };
+    let dir = tmp("fetched");
+    let good = Source {
+        name: "fixture",
+        url: format!("http://127.0.0.1:{port}/fixture.bin"),
+        file: "fixture.bin",
+        size: Some(body.len() as u64),
+        sha256: Some(Box::leak(sha.into_boxed_str())),
+        md5: Some(Box::leak(md5.into_boxed_str())),
+        then: "",
+    };
+    let path = fetch::fetch(&good, &dir).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    let bad = Source { file: "bad.bin", sha256: Some("00"), ..good.clone() };
+    let e = fetch::fetch(&bad, &dir).unwrap_err().to_string();
+    assert!(e.contains("failed verification") && e.contains("sha256"), "{e}");
+    assert!(!dir.join("bad.bin").exists() && !dir.join("bad.bin.part").exists());
+    server.join().unwrap();
+    // Nothing listens on this port any more: a clear error that says how to get the file by hand.
+    let gone = Source { file: "gone.bin", ..good.clone() };
+    let e = fetch::fetch(&gone, &dir).unwrap_err().to_string();
+    assert!(e.contains("could not download") && e.contains("by hand"), "{e}");
+    assert!(!dir.join("gone.bin").exists());
+    // A verified copy is reused without a download.
+    assert_eq!(fetch::fetch(&good, &dir).unwrap(), path);
+    assert!(fetch::sources().iter().all(|s| s.url.starts_with("http") && (s.sha256.is_some() || s.md5.is_some() || s.name == "dsprites")));
+}

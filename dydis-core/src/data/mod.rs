@@ -8,6 +8,7 @@ pub mod cache;
 pub mod cars3d;
 pub mod dsprites;
 pub mod factors;
+pub mod fetch;
 pub mod mpi3d;
 pub mod npz;
 pub mod registry;
