@@ -83,7 +83,7 @@ enum DataAction {
     },
     /// Render a dataset once into the on-disk cache (data directory), reused by every later run.
     Render { dataset: String },
-    /// Write a dataset in its real file format (dSprites .npz), atomically.
+    /// Write a dataset in its real file format (.h5 for Shapes3D-like, .npz for dSprites-like), atomically.
     Export {
         dataset: String,
         #[arg(long)]
@@ -342,7 +342,11 @@ fn data_command(action: DataAction) -> Result<i32> {
         DataAction::Export { dataset, out } => {
             let ds = data::open(&dataset)?;
             let start = std::time::Instant::now();
-            dsprites::save_npz(ds.as_ref(), &out)?;
+            match out.extension().and_then(|e| e.to_str()) {
+                Some("h5") => data::shapes3d_h5::save_h5(ds.as_ref(), &out)?,
+                Some("npz") => dsprites::save_npz(ds.as_ref(), &out)?,
+                _ => bail!("--out must end in .h5 (Shapes3D layout) or .npz (dSprites layout)"),
+            }
             println!("{}: {} images written to {} in {:.1} s", ds.name(), ds.len(), out.display(), start.elapsed().as_secs_f64());
         }
         DataAction::Fetch { name, out } => {

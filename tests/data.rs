@@ -389,3 +389,37 @@ fn fetch_verifies_and_never_keeps_a_bad_download() {
     assert_eq!(fetch::fetch(&good, &dir).unwrap(), path);
     assert!(fetch::sources().iter().all(|s| s.url.starts_with("http") && (s.sha256.is_some() || s.md5.is_some() || s.name == "dsprites")));
 }
+
+/// The 3dshapes.h5 layout: the look-alike exported as .h5 reads back through the real-file reader unchanged;
+/// labels outside the official value sets and broken files are clear errors.
+#[test]
+fn shapes3d_h5_round_trip_and_bad_files() {
+    use dydis_core::data::{shapes3d_h5, Shapes3DRenderer, Shapes3dH5};
+    let ds = Shapes3DRenderer::subsampled([2, 2, 1, 2, 2, 3], 32).unwrap();
+    let path = tmp("shapes3d_small.h5");
+    shapes3d_h5::save_h5(&ds, &path).unwrap();
+    let back = Shapes3dH5::open(&path).unwrap();
+    assert_eq!(back.factors().sizes(), ds.factors().sizes());
+    for (a, b) in back.factors().factors().iter().zip(ds.factors().factors()) {
+        assert_eq!(a.values, b.values, "{}", a.name);
+    }
+    let idx: Vec<usize> = (0..ds.len()).collect();
+    assert!(data::batch(&back, &idx, Device::Cpu).unwrap().allclose(&data::batch(&ds, &idx, Device::Cpu).unwrap(), 0.0, 1e-5, false));
+    assert!(data::open(path.to_str().unwrap()).is_ok());
+
+    // Labels outside the official sets.
+    let f = hdf5_metno::File::create(tmp("bad_labels.h5")).unwrap();
+    f.new_dataset_builder().with_data(&ndarray::Array4::<u8>::zeros((1, 8, 8, 3))).create("images").unwrap();
+    f.new_dataset_builder().with_data(&ndarray::arr2(&[[0.0, 0.0, 0.0, 0.5, 0.0, 0.0]])).create("labels").unwrap();
+    drop(f);
+    let e = Shapes3dH5::open(tmp("bad_labels.h5")).err().unwrap().to_string();
+    assert!(e.contains("row 0: scale = 0.5 is not one of the official values"), "{e}");
+    // Missing dataset, not HDF5 at all, missing file.
+    let f = hdf5_metno::File::create(tmp("no_images.h5")).unwrap();
+    f.new_dataset_builder().with_data(&ndarray::arr2(&[[0.0; 6]])).create("labels").unwrap();
+    drop(f);
+    assert!(Shapes3dH5::open(tmp("no_images.h5")).err().unwrap().to_string().contains("missing dataset 'images'"));
+    std::fs::write(tmp("junk.h5"), b"junk").unwrap();
+    assert!(Shapes3dH5::open(tmp("junk.h5")).err().unwrap().to_string().contains("not a readable HDF5 file"));
+    assert!(Shapes3dH5::open(tmp("none.h5")).is_err());
+}

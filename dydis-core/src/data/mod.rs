@@ -13,6 +13,7 @@ pub mod mpi3d;
 pub mod npz;
 pub mod registry;
 pub mod shapes3d;
+pub mod shapes3d_h5;
 pub mod sampling;
 
 pub use dsprites::{DSpritesGrid, DSpritesRenderer};
@@ -23,6 +24,7 @@ pub use factors::{Factor, FactorSpace};
 pub use mpi3d::Mpi3dToy;
 pub use registry::{catalogue, open};
 pub use shapes3d::Shapes3DRenderer;
+pub use shapes3d_h5::Shapes3dH5;
 pub use sampling::{BatchIter, FactorSampler};
 
 use crate::display::{image_grid, GridOptions, Image, Panel, Show, Table};

@@ -72,6 +72,7 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
                 return Ok(Arc::new(super::cars3d::Cars3D::open(path)?));
             }
             match path.extension().and_then(|e| e.to_str()) {
+                Some("h5") | Some("hdf5") => Ok(Arc::new(super::shapes3d_h5::Shapes3dH5::open(path)?)),
                 // An npz with `images` is MPI3D-toy; one with `imgs` is dSprites.
                 Some("npz") => match super::npz::Npz::open(path)?.names().iter().any(|n| n == "images") {
                     true => Ok(Arc::new(super::mpi3d::Mpi3dToy::open(path)?)),
@@ -79,7 +80,7 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
                 },
                 _ => Err(Error::File {
                     path: path.to_path_buf(),
-                    message: "unsupported format (supported: dSprites .npz, MPI3D-toy .npz, a Cars3D folder)".into(),
+                    message: "unsupported format (supported: Shapes3D .h5, dSprites .npz, MPI3D-toy .npz, a Cars3D folder)".into(),
                 }),
             }
         }
