@@ -127,12 +127,7 @@ impl GroundTruth for Cars3D {
     fn write_image(&self, index: usize, out: &mut [f32]) -> Result<()> {
         let per = SIZE * SIZE * 3;
         let px = &self.pixels[index * per..(index + 1) * per];
-        let hw = SIZE * SIZE;
-        for i in 0..hw {
-            for c in 0..3 {
-                out[c * hw + i] = px[i * 3 + c] as f32 / 127.5 - 1.0;
-            }
-        }
+        super::rgb_bytes_to_chw(px, out);
         Ok(())
     }
 }

@@ -69,6 +69,16 @@ pub trait GroundTruth: Send + Sync {
     }
 }
 
+/// Interleaved RGB bytes (HWC, as image files store them) into CHW floats in [-1, 1].
+pub fn rgb_bytes_to_chw(px: &[u8], out: &mut [f32]) {
+    let hw = px.len() / 3;
+    for (i, p) in px.chunks_exact(3).enumerate() {
+        for (c, &v) in p.iter().enumerate() {
+            out[c * hw + i] = v as f32 / 127.5 - 1.0;
+        }
+    }
+}
+
 fn check_index(ds: &dyn GroundTruth, index: usize) -> Result<()> {
     if index >= ds.len() {
         return Err(Error::config("index", format!("{index} is out of range for {} ({} images)", ds.name(), ds.len())));

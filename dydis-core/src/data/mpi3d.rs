@@ -154,14 +154,9 @@ impl GroundTruth for Mpi3dToy {
     }
     fn write_image(&self, index: usize, out: &mut [f32]) -> Result<()> {
         let n = self.shape.numel();
-        let hw = self.shape.height * self.shape.width;
         let start = self.offset + index * n;
         let px = &self.map[start..start + n]; // HWC
-        for i in 0..hw {
-            for c in 0..3 {
-                out[c * hw + i] = px[i * 3 + c] as f32 / 127.5 - 1.0;
-            }
-        }
+        super::rgb_bytes_to_chw(px, out);
         Ok(())
     }
 }

@@ -476,11 +476,7 @@ impl GroundTruth for Shapes3DRenderer {
         let r = self.resolution;
         let mut rgb = vec![0u8; r * r * 3];
         self.render_rgb(&values, &mut rgb);
-        for c in 0..3 {
-            for i in 0..r * r {
-                out[c * r * r + i] = rgb[i * 3 + c] as f32 / 127.5 - 1.0;
-            }
-        }
+        super::rgb_bytes_to_chw(&rgb, out);
         Ok(())
     }
 }

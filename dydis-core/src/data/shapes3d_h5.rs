@@ -102,13 +102,8 @@ impl GroundTruth for Shapes3dH5 {
     }
     fn write_image(&self, index: usize, out: &mut [f32]) -> Result<()> {
         let per = self.shape.numel();
-        let hw = self.shape.height * self.shape.width;
         let px = &self.pixels[index * per..(index + 1) * per];
-        for i in 0..hw {
-            for c in 0..3 {
-                out[c * hw + i] = px[i * 3 + c] as f32 / 127.5 - 1.0;
-            }
-        }
+        super::rgb_bytes_to_chw(px, out);
         Ok(())
     }
 }
