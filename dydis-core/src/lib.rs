@@ -5,9 +5,13 @@
 //! visualisation modules build on these.
 pub mod data;
 pub mod device;
+pub mod diffusion;
 pub mod display;
 pub mod error;
+pub mod model;
+pub mod nn;
 pub mod paths;
+pub mod train;
 
 pub use error::{Error, Result};
 
@@ -17,6 +21,9 @@ pub mod prelude {
         self, batch, image, sample_grid, traversal, view, BatchIter, DSpritesGrid, DSpritesRenderer, Factor, FactorSampler,
         FactorSpace, GroundTruth,
     };
+    pub use crate::diffusion::{Ddim, Schedule};
+    pub use crate::model::{Autoencoder, Ldm};
+    pub use crate::train::{AeTrainer, History, LdmTrainer, RunConfig};
     pub use crate::device::{cuda_available, device, seed_everything, set_threads, DeviceSpec, RuntimeInfo};
     pub use crate::display::{image_grid, line_plot, show, GridOptions, Html, Image, Panel, Series, Show, Svg, Table};
     pub use crate::{Error, Result};

@@ -1,0 +1,274 @@
+//! Run configurations: TOML files with validated fields, and the built-in presets (`configs/*.toml`).
+use crate::nn::{ExtractorConfig, FirstStageConfig, UNetConfig, VqConfig};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The built-in presets, by name (their TOML lives in `configs/` at the top of the repository).
+pub const PRESETS: &[(&str, &str)] = &[
+    ("smoke", include_str!("../../../configs/smoke.toml")),
+    ("cpu-quick", include_str!("../../../configs/cpu-quick.toml")),
+    ("paper-shapes3d", include_str!("../../../configs/paper-shapes3d.toml")),
+    ("paper-mpi3d", include_str!("../../../configs/paper-mpi3d.toml")),
+    ("paper-cars3d", include_str!("../../../configs/paper-cars3d.toml")),
+    ("paper-celeba", include_str!("../../../configs/paper-celeba.toml")),
+];
+
+/// The networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Side of the (square) training images; the dataset's images must have this size.
+    pub image_size: i64,
+    pub first_stage: FirstStageConfig,
+    #[serde(default)]
+    pub extractor: ExtractorConfig,
+    #[serde(default)]
+    pub unet: UNetConfig,
+}
+
+impl ModelConfig {
+    pub fn latent_shape(&self) -> (i64, i64) {
+        self.first_stage.latent_shape(self.image_size)
+    }
+    pub fn validate(&self) -> Result<()> {
+        if self.image_size <= 0 {
+            return Err(Error::config("model.image_size", "must be positive"));
+        }
+        if let FirstStageConfig::Vq(vq) = &self.first_stage {
+            vq.validate(self.image_size)?;
+        }
+        self.extractor.validate(self.image_size)?;
+        self.unet.validate(self.latent_shape().1)
+    }
+}
+
+/// First-stage (VQ autoencoder) training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AeTrainConfig {
+    pub batch_size: usize,
+    pub steps: usize,
+    pub lr: f64,
+    /// Adam betas (taming: 0.5, 0.9).
+    pub betas: (f64, f64),
+    /// Step at which the GAN term starts (0 in the paper).
+    pub disc_start: usize,
+    pub disc_weight: f64,
+    pub codebook_weight: f64,
+    pub log_every: usize,
+}
+
+impl Default for AeTrainConfig {
+    fn default() -> Self {
+        AeTrainConfig { batch_size: 128, steps: 100_000, lr: 4.5e-6, betas: (0.5, 0.9), disc_start: 0, disc_weight: 0.75, codebook_weight: 1.0, log_every: 50 }
+    }
+}
+
+/// Latent-diffusion training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdmTrainConfig {
+    pub batch_size: usize,
+    /// Training length: `steps` if given, otherwise `epochs` passes over the dataset.
+    pub steps: Option<usize>,
+    pub epochs: Option<usize>,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// EMA decay cap of the LitEma warm-up formula min(decay, (1 + n) / (10 + n)).
+    pub ema_decay: f64,
+    /// scale_factor := 1 / std of the first batch's latents (otherwise 1).
+    pub scale_by_std: bool,
+    pub log_every: usize,
+    /// Save a checkpoint every this many steps (and always at the end).
+    pub checkpoint_every: usize,
+    pub keep_last: usize,
+}
+
+impl Default for LdmTrainConfig {
+    fn default() -> Self {
+        LdmTrainConfig {
+            batch_size: 64,
+            steps: None,
+            epochs: Some(100),
+            lr: 1e-4,
+            weight_decay: 0.01,
+            ema_decay: 0.9999,
+            scale_by_std: true,
+            log_every: 50,
+            checkpoint_every: 1000,
+            keep_last: 3,
+        }
+    }
+}
+
+/// DDIM settings for samples, interchange and interpolation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleConfig {
+    pub ddim_steps: usize,
+    pub eta: f64,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        SampleConfig { ddim_steps: 100, eta: 0.0 }
+    }
+}
+
+/// A whole run: data, networks, both training stages and sampling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Run name: outputs go to `runs/<name>/` unless told otherwise.
+    pub name: String,
+    pub seed: u64,
+    /// Dataset spec as `dydis data list` shows it, or a path.
+    pub data: String,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub ae: AeTrainConfig,
+    #[serde(default)]
+    pub train: LdmTrainConfig,
+    #[serde(default)]
+    pub sample: SampleConfig,
+}
+
+impl RunConfig {
+    /// A preset name (`smoke`, `cpu-quick`, `paper-…`) or a path to a TOML file.
+    pub fn load(spec: &str) -> Result<Self> {
+        Self::load_with(spec, &[])
+    }
+
+    /// As `load`, then apply `key.path=value` overrides (values in TOML syntax; bare words are strings).
+    pub fn load_with(spec: &str, overrides: &[String]) -> Result<Self> {
+        let (text, origin) = match PRESETS.iter().find(|(n, _)| *n == spec) {
+            Some((_, t)) => (t.to_string(), format!("preset {spec}")),
+            None => {
+                let p = Path::new(spec);
+                if !p.exists() {
+                    let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+                    return Err(Error::config("config", format!("'{spec}' is neither a preset ({}) nor a file", names.join(", "))));
+                }
+                (std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?, p.display().to_string())
+            }
+        };
+        let mut value: toml::Value = toml::from_str(&text).map_err(|e| Error::config(origin.clone(), e.to_string()))?;
+        for o in overrides {
+            apply_override(&mut value, o)?;
+        }
+        let cfg: RunConfig = value.try_into().map_err(|e: toml::de::Error| Error::config(origin, e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| Error::config("config", e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serialises")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+            return Err(Error::config("name", format!("'{}' must be a non-empty name without slashes", self.name)));
+        }
+        self.model.validate()?;
+        let t = &self.train;
+        if t.batch_size == 0 {
+            return Err(Error::config("train.batch_size", "must be at least 1"));
+        }
+        if t.steps.is_none() && t.epochs.is_none() {
+            return Err(Error::config("train", "give steps or epochs"));
+        }
+        if t.steps == Some(0) || t.epochs == Some(0) {
+            return Err(Error::config("train.steps", "training length must be positive"));
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return Err(Error::config("train.lr", format!("{} must be a positive number", t.lr)));
+        }
+        if !(t.weight_decay >= 0.0) {
+            return Err(Error::config("train.weight_decay", "must be non-negative"));
+        }
+        if !(0.0..1.0).contains(&t.ema_decay) {
+            return Err(Error::config("train.ema_decay", format!("{} is not in [0, 1)", t.ema_decay)));
+        }
+        if t.log_every == 0 || t.checkpoint_every == 0 || t.keep_last == 0 {
+            return Err(Error::config("train", "log_every, checkpoint_every and keep_last must be at least 1"));
+        }
+        let a = &self.ae;
+        if a.batch_size == 0 || a.steps == 0 || a.log_every == 0 {
+            return Err(Error::config("ae", "batch_size, steps and log_every must be at least 1"));
+        }
+        if !(a.lr > 0.0 && a.lr.is_finite()) || a.disc_weight < 0.0 || a.codebook_weight < 0.0 {
+            return Err(Error::config("ae", "lr must be positive, disc_weight and codebook_weight non-negative"));
+        }
+        if self.sample.ddim_steps == 0 || self.sample.ddim_steps > 1000 {
+            return Err(Error::config("sample.ddim_steps", format!("{} is not in 1..=1000", self.sample.ddim_steps)));
+        }
+        if !(0.0..=1.0).contains(&self.sample.eta) {
+            return Err(Error::config("sample.eta", "must be in [0, 1]"));
+        }
+        Ok(())
+    }
+
+    pub fn vq(&self) -> Option<&VqConfig> {
+        match &self.model.first_stage {
+            FirstStageConfig::Vq(v) => Some(v),
+            FirstStageConfig::Identity => None,
+        }
+    }
+}
+
+fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
+    let (key, raw) = spec.split_once('=').ok_or_else(|| Error::config("--set", format!("'{spec}' is not key=value")))?;
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let mut cur = root;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let table = cur.as_table_mut().ok_or_else(|| Error::config(key, "is not inside a table"))?;
+        if i + 1 == parts.len() {
+            table.insert(part.to_string(), value);
+            return Ok(());
+        }
+        cur = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_parse_and_validate() {
+        for (name, _) in PRESETS {
+            let c = RunConfig::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&c.name, name);
+            let back = RunConfig::from_toml(&c.to_toml()).unwrap();
+            assert_eq!(back, c, "{name} round-trips through TOML");
+        }
+    }
+
+    #[test]
+    fn overrides_and_bad_values_are_named() {
+        let c = RunConfig::load_with("smoke", &["train.steps=7".into(), "model.unet.skip_dropout.levels=\"released-code\"".into()]).unwrap();
+        assert_eq!(c.train.steps, Some(7));
+        let e = RunConfig::load_with("smoke", &["train.lr=-1".into()]).unwrap_err().to_string();
+        assert!(e.contains("train.lr"), "{e}");
+        let e = RunConfig::load_with("smoke", &["model.unet.num_heads=3".into()]).unwrap_err().to_string();
+        assert!(e.contains("num_heads"), "{e}");
+        let e = RunConfig::load_with("smoke", &["model.unet.colour=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+        let e = RunConfig::load_with("smoke", &["model.unet.skip_dropout.levels=\"sideways\"".into()]).unwrap_err().to_string();
+        assert!(e.contains("sideways"), "{e}");
+        let e = RunConfig::load("no-such-preset").unwrap_err().to_string();
+        assert!(e.contains("cpu-quick"), "{e}");
+    }
+}

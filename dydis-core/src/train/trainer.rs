@@ -1,0 +1,564 @@
+use super::checkpoint::{self, Meta};
+use super::config::RunConfig;
+use super::optim::{AdamW, Ema};
+use crate::data::{self, GroundTruth};
+use crate::display::{impl_show_via, line_plot, Series, Svg};
+use crate::model::{Autoencoder, Ldm};
+use crate::nn::autoencoder::{adaptive_weight, hinge_d_loss};
+use crate::{Error, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{nn::ModuleT, Device, Kind, Tensor};
+
+/// One optimisation step, as logged (one JSON line per step in `<stage>/log.jsonl`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepLog {
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    /// Further named values (AE: rec, codebook, g, d, d_weight; LDM: units_mean).
+    #[serde(default)]
+    pub extra: Vec<(String, f64)>,
+    pub data_ms: f64,
+    pub step_ms: f64,
+}
+
+/// The log of a stage so far; shows itself as a training curve.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct History {
+    pub stage: String,
+    pub steps: Vec<StepLog>,
+}
+
+impl History {
+    /// Read a `log.jsonl`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let steps = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::File { path: path.into(), message: format!("line {}: {e}", i + 1) }))
+            .collect::<Result<_>>()?;
+        let stage = path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        Ok(History { stage, steps })
+    }
+
+    /// Loss per step and its running mean over `window` steps.
+    pub fn curve(&self) -> Result<Svg> {
+        let raw: Vec<(f64, f64)> = self.steps.iter().map(|s| (s.step as f64, s.loss)).collect();
+        let w = (self.steps.len() / 20).clamp(1, 100);
+        let smooth: Vec<(f64, f64)> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, &(x, _))| {
+                let lo = i.saturating_sub(w - 1);
+                (x, raw[lo..=i].iter().map(|p| p.1).sum::<f64>() / (i + 1 - lo) as f64)
+            })
+            .collect();
+        line_plot(&format!("{} training loss", self.stage), "step", "loss", &[Series::new("loss", raw), Series::new(format!("mean of {w}"), smooth)])
+    }
+
+    pub fn last_loss(&self, window: usize) -> Option<f64> {
+        let n = self.steps.len();
+        (n > 0).then(|| {
+            let s = &self.steps[n.saturating_sub(window)..];
+            s.iter().map(|x| x.loss).sum::<f64>() / s.len() as f64
+        })
+    }
+
+    fn curve_or_note(&self) -> CurveOrNote {
+        CurveOrNote(self.curve().ok())
+    }
+}
+
+struct CurveOrNote(Option<Svg>);
+impl crate::display::Show for CurveOrNote {
+    fn to_html(&self) -> String {
+        self.0.as_ref().map(|s| s.to_html()).unwrap_or_else(|| "<p>no steps yet</p>".into())
+    }
+    fn to_text(&self) -> String {
+        self.0.as_ref().map(|s| s.to_text()).unwrap_or_else(|| "no steps yet".into())
+    }
+}
+impl_show_via!(History, curve_or_note);
+
+/// How a training run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub steps_done: usize,
+    pub interrupted: bool,
+    pub checkpoint: Option<PathBuf>,
+    pub seconds: f64,
+    pub final_loss: Option<f64>,
+}
+
+/// The seeded data order, logging and progress shared by both trainers.
+struct Driver {
+    data: Arc<dyn GroundTruth>,
+    batch_size: usize,
+    seed: u64,
+    order_epoch: Option<usize>,
+    order: Vec<usize>,
+    device: Device,
+    stage_dir: PathBuf,
+    log: Option<std::fs::File>,
+    history: History,
+    log_every: usize,
+    started: Instant,
+    tty: bool,
+}
+
+/// The torch seed of step `step`: every step draws its noise from its own stream, so a resumed run continues
+/// exactly as an uninterrupted one would.
+fn step_seed(seed: u64, step: usize) -> i64 {
+    let mut x = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (x >> 1) as i64
+}
+
+impl Driver {
+    fn new(data: Arc<dyn GroundTruth>, batch_size: usize, seed: u64, device: Device, stage_dir: PathBuf, log_every: usize, stage: &str) -> Result<Self> {
+        if data.is_empty() {
+            return Err(Error::config("data", format!("{} has no images", data.name())));
+        }
+        Ok(Driver {
+            data,
+            batch_size,
+            seed,
+            order_epoch: None,
+            order: vec![],
+            device,
+            stage_dir,
+            log: None,
+            history: History { stage: stage.into(), steps: vec![] },
+            log_every,
+            started: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+        })
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.data.len().div_ceil(self.batch_size)
+    }
+
+    /// The images of step `step` (epoch-wise reshuffled, seeded).
+    fn batch(&mut self, step: usize) -> Result<(usize, Tensor)> {
+        let spe = self.steps_per_epoch();
+        let (epoch, pos) = (step / spe, step % spe);
+        if self.order_epoch != Some(epoch) {
+            let mut order: Vec<usize> = (0..self.data.len()).collect();
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(1_000_003 * epoch as u64)));
+            self.order = order;
+            self.order_epoch = Some(epoch);
+        }
+        let end = ((pos + 1) * self.batch_size).min(self.order.len());
+        let idx = &self.order[pos * self.batch_size..end];
+        Ok((epoch, data::batch(self.data.as_ref(), idx, self.device)?))
+    }
+
+    fn open_log(&mut self, truncate_after: usize) -> Result<()> {
+        std::fs::create_dir_all(&self.stage_dir).map_err(|e| Error::io(&self.stage_dir, e))?;
+        let path = self.stage_dir.join("log.jsonl");
+        // On resume keep the lines up to the checkpoint's step and drop any written after it.
+        if path.exists() {
+            let h = History::read(&path).unwrap_or_default();
+            self.history.steps = h.steps.into_iter().filter(|s| s.step <= truncate_after).collect();
+        }
+        let mut f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        for s in &self.history.steps {
+            writeln!(f, "{}", serde_json::to_string(s).expect("log line")).map_err(|e| Error::io(&path, e))?;
+        }
+        self.log = Some(f);
+        Ok(())
+    }
+
+    fn record(&mut self, s: StepLog, total: usize) -> Result<()> {
+        if let Some(f) = &mut self.log {
+            writeln!(f, "{}", serde_json::to_string(&s).expect("log line")).map_err(|e| Error::io(self.stage_dir.join("log.jsonl"), e))?;
+        }
+        let step = s.step;
+        self.history.steps.push(s);
+        let recent = self.history.last_loss(self.log_every).unwrap_or(f64::NAN);
+        let ms = {
+            let n = self.history.steps.len().min(self.log_every);
+            self.history.steps[self.history.steps.len() - n..].iter().map(|s| s.step_ms + s.data_ms).sum::<f64>() / n as f64
+        };
+        let eta = (total.saturating_sub(step)) as f64 * ms / 1000.0;
+        if self.tty {
+            let width = 30;
+            let filled = (step * width / total.max(1)).min(width);
+            eprint!("\r[{}{}] {}/{} loss {:.4} {:.0} ms/step eta {:.0}s   ", "#".repeat(filled), ".".repeat(width - filled), step, total, recent, ms, eta);
+        }
+        if step % self.log_every == 0 || step == total {
+            if self.tty {
+                eprintln!();
+            }
+            let last = self.history.steps.last().expect("just pushed");
+            let extra: String = last.extra.iter().map(|(k, v)| format!(" {k} {v:.4}")).collect();
+            println!(
+                "[{}] step {step}/{total} epoch {} loss {:.4} (mean of last {}: {recent:.4}){extra} {ms:.0} ms/step, eta {:.0} s",
+                self.history.stage,
+                last.epoch,
+                last.loss,
+                self.log_every.min(self.history.steps.len()),
+                eta
+            );
+        }
+        Ok(())
+    }
+}
+
+fn check_finite(loss: f64, step: usize) -> Result<()> {
+    if loss.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::config("training", format!("the loss became {loss} at step {step}; the last checkpoint is kept (try a lower lr)")))
+    }
+}
+
+fn open_data(config: &RunConfig) -> Result<Arc<dyn GroundTruth>> {
+    let ds = data::cached(data::open(&config.data)?)?;
+    let s = ds.image_shape();
+    let want = config.model.image_size as usize;
+    if s.height != want || s.width != want || (s.channels != 3 && s.channels != 1) {
+        return Err(Error::config(
+            "data",
+            format!("{} has {}x{}x{} images; model.image_size is {want} (use a dataset spec with @{want})", ds.name(), s.channels, s.height, s.width),
+        ));
+    }
+    Ok(ds)
+}
+
+/// Trains the VQ first stage (reference-spec §2.2, without LPIPS): L1 reconstruction + codebook loss + the
+/// adaptively weighted hinge GAN loss from `disc_start`.
+pub struct AeTrainer {
+    pub model: Autoencoder,
+    opt_g: AdamW,
+    opt_d: AdamW,
+    pub step: usize,
+    driver: Driver,
+    elapsed_before: f64,
+    pub config: RunConfig,
+}
+
+impl AeTrainer {
+    /// A new run writing to `run_dir/ae` (an existing checkpoint there is resumed when `resume`).
+    pub fn new(config: &RunConfig, device: Device, run_dir: &Path, resume: bool) -> Result<Self> {
+        let data = open_data(config)?;
+        // Initial weights come from the run's seed.
+        tch::manual_seed(config.seed as i64);
+        let model = Autoencoder::new(config, device)?;
+        let a = &config.ae;
+        let opt_g = AdamW::new(&model.vs, &["first_stage."], a.lr, a.betas, 0.0);
+        let opt_d = AdamW::new(&model.vs, &["disc."], a.lr, a.betas, 0.0);
+        let driver = Driver::new(data, a.batch_size, config.seed, device, run_dir.join("ae"), a.log_every, "ae")?;
+        let mut t = AeTrainer { model, opt_g, opt_d, step: 0, driver, elapsed_before: 0.0, config: config.clone() };
+        if resume {
+            if let Some((_, p)) = checkpoint::list(&run_dir.join("ae"))?.pop() {
+                let ck = checkpoint::load(&p)?;
+                if ck.meta.config.model != config.model {
+                    return Err(Error::File { path: p, message: "was written for another model configuration; use a new run name".into() });
+                }
+                ck.restore(&t.model.vs, "")?;
+                let get = |k: &str| ck.optimizer.get(k).map(|t| t.shallow_clone());
+                t.opt_g.load_state("g.", &get, ck.meta.optimizer_steps.get("g").copied().unwrap_or(0))?;
+                t.opt_d.load_state("d.", &get, ck.meta.optimizer_steps.get("d").copied().unwrap_or(0))?;
+                t.step = ck.meta.step;
+                t.elapsed_before = ck.meta.elapsed_s;
+            }
+        }
+        t.driver.open_log(t.step)?;
+        Ok(t)
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.config.ae.steps
+    }
+
+    pub fn history(&self) -> &History {
+        &self.driver.history
+    }
+
+    /// One generator and one discriminator update.
+    pub fn train_step(&mut self) -> Result<StepLog> {
+        let t0 = Instant::now();
+        let (epoch, x) = self.driver.batch(self.step)?;
+        let x = if x.size()[1] == 1 { x.repeat([1, 3, 1, 1]) } else { x };
+        let data_ms = t0.elapsed().as_secs_f64() * 1e3;
+        tch::manual_seed(step_seed(self.config.seed, self.step));
+        let a = &self.config.ae;
+        let m = &self.model;
+        let (xrec, qloss) = m.vq.forward(&x);
+        let rec = (&x - &xrec).abs().mean(Kind::Float);
+        let gan_on = self.step >= a.disc_start;
+        let (loss, g_val, dw_val) = if gan_on {
+            let g = -m.disc.forward_t(&xrec, true).mean(Kind::Float);
+            let dw = adaptive_weight(&rec, &g, m.vq.last_layer(), a.disc_weight);
+            let dwv = dw.double_value(&[]);
+            (&rec + dw * &g + &qloss * a.codebook_weight, g.double_value(&[]), dwv)
+        } else {
+            (&rec + &qloss * a.codebook_weight, 0.0, 0.0)
+        };
+        self.opt_g.zero_grad();
+        loss.backward();
+        self.opt_g.step();
+        let d_val = if gan_on {
+            let real = m.disc.forward_t(&x.detach(), true);
+            let fake = m.disc.forward_t(&xrec.detach(), true);
+            let d = hinge_d_loss(&real, &fake);
+            self.opt_d.zero_grad();
+            d.backward();
+            self.opt_d.step();
+            d.double_value(&[])
+        } else {
+            0.0
+        };
+        let lv = loss.double_value(&[]);
+        check_finite(lv, self.step)?;
+        self.step += 1;
+        let log = StepLog {
+            step: self.step,
+            epoch,
+            loss: lv,
+            extra: vec![
+                ("rec".into(), rec.double_value(&[])),
+                ("codebook".into(), qloss.double_value(&[])),
+                ("g".into(), g_val),
+                ("d_weight".into(), dw_val),
+                ("d".into(), d_val),
+            ],
+            data_ms,
+            step_ms: t0.elapsed().as_secs_f64() * 1e3 - data_ms,
+        };
+        self.driver.record(log.clone(), self.total_steps())?;
+        Ok(log)
+    }
+
+    pub fn save(&self) -> Result<PathBuf> {
+        let mut meta = Meta::new("ae", &self.config);
+        meta.step = self.step;
+        meta.epoch = self.step / self.driver.steps_per_epoch();
+        meta.optimizer_steps.insert("g".into(), self.opt_g.step);
+        meta.optimizer_steps.insert("d".into(), self.opt_d.step);
+        meta.elapsed_s = self.elapsed_before + self.driver.started.elapsed().as_secs_f64();
+        let mut opt = self.opt_g.state("g.");
+        opt.extend(self.opt_d.state("d."));
+        checkpoint::save(&self.driver.stage_dir, &meta, &checkpoint::named(&self.model.vs, ""), &opt, self.config.train.keep_last)
+    }
+
+    /// Train to the configured number of steps (or `max_steps` more), then save.
+    pub fn run(&mut self, max_steps: Option<usize>) -> Result<Outcome> {
+        run_loop(self.total_steps(), max_steps, self.step, |t: &mut Self| t.train_step(), |t: &Self| t.save(), self)
+    }
+}
+
+fn run_loop<T>(
+    total: usize,
+    max_steps: Option<usize>,
+    start: usize,
+    mut step: impl FnMut(&mut T) -> Result<StepLog>,
+    save: impl Fn(&T) -> Result<PathBuf>,
+    t: &mut T,
+) -> Result<Outcome>
+where
+    T: HasStep,
+{
+    super::clear_interrupt();
+    let t0 = Instant::now();
+    let end = match max_steps {
+        Some(m) => (start + m).min(total),
+        None => total,
+    };
+    let mut last = None;
+    let mut interrupted = false;
+    let mut checkpoint = None;
+    while t.current_step() < end {
+        let log = step(t)?;
+        last = Some(log.loss);
+        if t.current_step() % t.checkpoint_every() == 0 && t.current_step() < end {
+            checkpoint = Some(save(t)?);
+        }
+        if super::interrupted() {
+            interrupted = true;
+            super::clear_interrupt();
+            break;
+        }
+    }
+    if t.current_step() > start || checkpoint.is_none() {
+        checkpoint = Some(save(t)?);
+    }
+    Ok(Outcome { steps_done: t.current_step() - start, interrupted, checkpoint, seconds: t0.elapsed().as_secs_f64(), final_loss: last })
+}
+
+trait HasStep {
+    fn current_step(&self) -> usize;
+    fn checkpoint_every(&self) -> usize;
+}
+
+impl HasStep for AeTrainer {
+    fn current_step(&self) -> usize {
+        self.step
+    }
+    fn checkpoint_every(&self) -> usize {
+        self.config.train.checkpoint_every
+    }
+}
+
+impl HasStep for LdmTrainer {
+    fn current_step(&self) -> usize {
+        self.step
+    }
+    fn checkpoint_every(&self) -> usize {
+        self.config.train.checkpoint_every
+    }
+}
+
+/// Trains the extractor and the U-Net with the diffusion loss (first stage frozen), AdamW, EMA of the U-Net.
+pub struct LdmTrainer {
+    pub ldm: Ldm,
+    opt: AdamW,
+    ema: Ema,
+    pub step: usize,
+    driver: Driver,
+    elapsed_before: f64,
+    pub config: RunConfig,
+}
+
+impl LdmTrainer {
+    /// A run writing to `run_dir/ldm`. A VQ first stage is loaded from `run_dir/ae` (train it first). With `resume`,
+    /// the newest checkpoint in `run_dir/ldm` is continued.
+    pub fn new(config: &RunConfig, device: Device, run_dir: &Path, resume: bool) -> Result<Self> {
+        let data = open_data(config)?;
+        tch::manual_seed(config.seed as i64);
+        let mut ldm = Ldm::new(config, device)?;
+        let t = &config.train;
+        let opt = AdamW::new(&ldm.vs, &[], t.lr, (0.9, 0.999), t.weight_decay);
+        let ldm_dir = run_dir.join("ldm");
+        let resume_from = if resume { checkpoint::list(&ldm_dir)?.pop() } else { None };
+        if resume_from.is_none() && config.vq().is_some() {
+            let ae_dir = run_dir.join("ae");
+            let (_, p) = checkpoint::list(&ae_dir)?.pop().ok_or_else(|| Error::File {
+                path: ae_dir.clone(),
+                message: "no first-stage checkpoint: run `dydis train-ae` with this config first".into(),
+            })?;
+            ldm.load_first_stage(&checkpoint::load(&p)?)?;
+        }
+        let driver = Driver::new(data, t.batch_size, config.seed, device, ldm_dir, t.log_every, "ldm")?;
+        let mut tr = LdmTrainer { ldm, opt, ema: Ema::new(t.ema_decay), step: 0, driver, elapsed_before: 0.0, config: config.clone() };
+        if let Some((_, p)) = resume_from {
+            let ck = checkpoint::load(&p)?;
+            if ck.meta.config.model != config.model {
+                return Err(Error::File { path: p, message: "was written for another model configuration; use a new run name".into() });
+            }
+            tr.restore(&ck)?;
+        }
+        tr.driver.open_log(tr.step)?;
+        Ok(tr)
+    }
+
+    fn restore(&mut self, ck: &checkpoint::Checkpoint) -> Result<()> {
+        restore_ldm(&mut self.ldm, ck)?;
+        let get = |k: &str| ck.optimizer.get(k).map(|t| t.shallow_clone());
+        self.opt.load_state("", &get, ck.meta.optimizer_steps.get("adamw").copied().unwrap_or(0))?;
+        self.ema.num_updates = ck.meta.ema_updates;
+        self.step = ck.meta.step;
+        self.elapsed_before = ck.meta.elapsed_s;
+        Ok(())
+    }
+
+    pub fn total_steps(&self) -> usize {
+        let t = &self.config.train;
+        t.steps.unwrap_or_else(|| t.epochs.unwrap_or(1) * self.driver.steps_per_epoch())
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.driver.steps_per_epoch()
+    }
+
+    pub fn history(&self) -> &History {
+        &self.driver.history
+    }
+
+    pub fn data(&self) -> Arc<dyn GroundTruth> {
+        self.driver.data.clone()
+    }
+
+    /// One AdamW step on the next batch, then the EMA update.
+    pub fn train_step(&mut self) -> Result<StepLog> {
+        let t0 = Instant::now();
+        let (epoch, x) = self.driver.batch(self.step)?;
+        let data_ms = t0.elapsed().as_secs_f64() * 1e3;
+        if self.step == 0 && self.config.train.scale_by_std {
+            self.ldm.fit_scale(&x)?;
+        }
+        tch::manual_seed(step_seed(self.config.seed, self.step));
+        let parts = self.ldm.loss(&x, true)?;
+        self.opt.zero_grad();
+        parts.loss.backward();
+        self.opt.step();
+        self.ema.update(&self.ldm.ema_vs, &self.ldm.vs);
+        let lv = parts.loss.double_value(&[]);
+        check_finite(lv, self.step)?;
+        self.step += 1;
+        let u = parts.units.detach();
+        let log = StepLog {
+            step: self.step,
+            epoch,
+            loss: lv,
+            extra: vec![("units_mean".into(), u.mean(Kind::Float).double_value(&[])), ("units_zero_frac".into(), u.eq(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]))],
+            data_ms,
+            step_ms: t0.elapsed().as_secs_f64() * 1e3 - data_ms,
+        };
+        self.driver.record(log.clone(), self.total_steps())?;
+        Ok(log)
+    }
+
+    pub fn save(&self) -> Result<PathBuf> {
+        let mut meta = Meta::new("ldm", &self.config);
+        meta.step = self.step;
+        meta.epoch = self.step / self.driver.steps_per_epoch();
+        meta.scale_factor = self.ldm.scale_factor;
+        meta.ema_updates = self.ema.num_updates;
+        meta.optimizer_steps.insert("adamw".into(), self.opt.step);
+        meta.elapsed_s = self.elapsed_before + self.driver.started.elapsed().as_secs_f64();
+        let mut tensors = checkpoint::named(&self.ldm.vs, "");
+        tensors.extend(checkpoint::named(&self.ldm.ema_vs, "ema."));
+        tensors.extend(checkpoint::named(&self.ldm.fs_vs, ""));
+        checkpoint::save(&self.driver.stage_dir, &meta, &tensors, &self.opt.state(""), self.config.train.keep_last)
+    }
+
+    /// Train to the configured length (or `max_steps` more), checkpointing on the way and at the end.
+    pub fn run(&mut self, max_steps: Option<usize>) -> Result<Outcome> {
+        run_loop(self.total_steps(), max_steps, self.step, |t: &mut Self| t.train_step(), |t: &Self| t.save(), self)
+    }
+}
+
+/// Restore an LDM's weights (extractor, U-Net, EMA U-Net, first stage) and scale factor from a checkpoint.
+pub(crate) fn restore_ldm(ldm: &mut Ldm, ck: &checkpoint::Checkpoint) -> Result<()> {
+    if ck.meta.kind != "ldm" {
+        return Err(Error::File { path: ck.path.clone(), message: format!("is a '{}' checkpoint, not a latent diffusion one", ck.meta.kind) });
+    }
+    ck.restore(&ldm.vs, "")?;
+    ck.restore(&ldm.ema_vs, "ema.")?;
+    ck.restore(&ldm.fs_vs, "")?;
+    ldm.scale_factor = ck.meta.scale_factor;
+    Ok(())
+}
+
+impl Ldm {
+    /// Load a trained model from a checkpoint (a step folder, or a run folder: its newest LDM checkpoint).
+    pub fn load(path: &Path, device: Device) -> Result<Ldm> {
+        let ck = checkpoint::load(path)?;
+        let mut ldm = Ldm::new(&ck.meta.config, device)?;
+        restore_ldm(&mut ldm, &ck)?;
+        Ok(ldm)
+    }
+}
