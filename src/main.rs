@@ -7,6 +7,9 @@ use kernel_ext::{execute_notebook, KernelStatus, Layout};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod model_cli;
+use model_cli::{GenArgs, TrainArgs};
+
 /// The checkout this binary was built from (notebooks, configs and the kernel's dydis-core live here).
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -62,10 +65,54 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Train the first stage (VQ autoencoder) of a run.
+    TrainAe(TrainArgs),
+    /// Train the latent diffusion model of a run (its first stage first, if that has no checkpoint yet).
+    /// Ctrl-C finishes the step and saves; --resume continues.
+    Train(TrainArgs),
+    /// DDIM samples conditioned on the latent units of dataset images (PNG grid: images above, samples below).
+    Sample {
+        #[command(flatten)]
+        gen: GenArgs,
+        /// Dataset indices to condition on (default: --n random ones).
+        #[arg(long, value_delimiter = ',')]
+        images: Vec<usize>,
+        #[arg(long, default_value_t = 8)]
+        n: usize,
+    },
+    /// Latent interchange (Fig. 3): source, target, and the source with each unit in turn taken from the target.
+    Interchange {
+        #[command(flatten)]
+        gen: GenArgs,
+        #[arg(long)]
+        source: Option<usize>,
+        #[arg(long)]
+        target: Option<usize>,
+        /// Random pairs when no source/target is given.
+        #[arg(long, default_value_t = 3)]
+        pairs: usize,
+        /// Start every sample of a row from the same x_T (the released script draws a new one per sample).
+        #[arg(long)]
+        same_noise: bool,
+    },
+    /// Linear interpolation of all latent units between two images (Fig. 6), fixed x_T.
+    Interpolate {
+        #[command(flatten)]
+        gen: GenArgs,
+        #[arg(long)]
+        from: Option<usize>,
+        #[arg(long)]
+        to: Option<usize>,
+        #[arg(long, default_value_t = 8)]
+        steps: usize,
+    },
     /// The main job on the embedded default data: environment check and walkthrough, report in runs/<name>/.
     Quickstart {
         #[arg(long, default_value = "quickstart")]
         name: String,
+        /// Run preset to train (smoke takes seconds; cpu-quick about 15-20 minutes on 2 cores).
+        #[arg(long, default_value = "cpu-quick")]
+        config: String,
     },
 }
 
@@ -107,6 +154,20 @@ enum DataAction {
 
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// Time per LDM training step of presets, side by side with the same network in PyTorch eager.
+    TrainStep {
+        #[arg(long, value_delimiter = ',', default_value = "smoke,cpu-quick")]
+        presets: Vec<String>,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Skip the PyTorch reference.
+        #[arg(long)]
+        no_reference: bool,
+        #[arg(long, default_value = "runs/bench/train-step.json")]
+        out: PathBuf,
+    },
     /// Dataset rendering, loading and batching throughput.
     Data {
         /// Images per measurement.
@@ -180,9 +241,20 @@ fn run(cli: Cli) -> Result<i32> {
             let failed = execute_all(&layout, &list, &out, Duration::from_secs(cell_timeout))?;
             Ok(i32::from(failed > 0))
         }
-        Command::Quickstart { name } => quickstart(&layout, repo, &name, cli.device),
+        Command::Quickstart { name, config } => quickstart(&layout, repo, &name, &config, cli.device),
         Command::Data { action } => data_command(action),
         Command::Bench { what: BenchWhat::Data { images, out } } => bench_data(images, &out),
+        Command::Bench { what: BenchWhat::TrainStep { presets, warmup, steps, no_reference, out } } => {
+            let python = layout.venv().join("bin").join("python");
+            model_cli::bench_train_step(&presets, warmup, steps, !no_reference, &python, &out, cli.device.resolve()?)
+        }
+        Command::TrainAe(args) => model_cli::train_ae(&args, cli.device.resolve()?),
+        Command::Train(args) => model_cli::train_ldm(&args, cli.device.resolve()?),
+        Command::Sample { gen, images, n } => model_cli::sample(&gen, &images, n, cli.device.resolve()?),
+        Command::Interchange { gen, source, target, pairs, same_noise } => {
+            model_cli::interchange(&gen, source, target, pairs, same_noise, cli.device.resolve()?)
+        }
+        Command::Interpolate { gen, from, to, steps } => model_cli::interpolate(&gen, from, to, steps, cli.device.resolve()?),
     }
 }
 
@@ -250,7 +322,7 @@ fn doctor(layout: &Layout, repo: &Path, device: DeviceSpec, json: bool) -> Resul
     }
 }
 
-fn quickstart(layout: &Layout, repo: &Path, name: &str, device: DeviceSpec) -> Result<i32> {
+fn quickstart(layout: &Layout, repo: &Path, name: &str, config: &str, device: DeviceSpec) -> Result<i32> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         bail!("invalid run name '{name}': use a plain folder name");
     }
@@ -279,11 +351,12 @@ fn quickstart(layout: &Layout, repo: &Path, name: &str, device: DeviceSpec) -> R
 
     let notebooks = vec![repo.join("notebooks/00-environment.ipynb")];
     let failed = execute_all(layout, &notebooks, &run_dir.join("notebooks"), Duration::from_secs(900))?;
+    let model = model_cli::quickstart_model(config, &run_dir, resolved)?;
     let report = format!(
         "# dydis run `{name}`\n\n```\n{}\n```\n\n## Data\n\n`{spec}`: {}, {} images, cached and ready in {render_secs:.1} s.\n\n\
          ```\n{}\n```\n\n![samples](data/samples.png)\n\nTraversals: `data/traversal-*.png`.\n\n\
-         ## Notebooks\n\n`notebooks/00-environment.ipynb` {}; executed copy in `notebooks/`.\n\n\
-         Training, evaluation and the figures join this report as their issues land.\n",
+         {model}\n## Notebooks\n\n`notebooks/00-environment.ipynb` {}; executed copy in `notebooks/`.\n\n\
+         Evaluation (metrics) and DyGA anchor plots join this report as their issues land.\n",
         info.to_text(),
         ds.name(),
         ds.len(),

@@ -70,7 +70,8 @@ fn binaries_carry_an_rpath_and_link_libtorch_cuda() {
 #[test]
 fn quickstart_writes_a_report() {
     let name = format!("test-quickstart-{}", std::process::id());
-    let out = dydis().args(["quickstart", "--name", &name]).output().unwrap();
+    // The smoke preset keeps this quick; the README's main job trains cpu-quick the same way.
+    let out = dydis().args(["quickstart", "--name", &name, "--config", "smoke"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runs").join(&name);
@@ -82,6 +83,10 @@ fn quickstart_writes_a_report() {
     assert!(report.contains("shapes3d-like") && report.contains("10000 images"), "{report}");
     for f in ["samples.png", "traversal-orientation.png", "traversal-floor_hue.png"] {
         assert!(run.join("data").join(f).exists(), "{f}");
+    }
+    assert!(report.contains("## Model (`smoke`)") && report.contains("U-Net"), "{report}");
+    for f in ["samples.png", "interchange.png", "interpolation.png", "ae/loss.svg", "ldm/loss.svg", "config.toml"] {
+        assert!(run.join(f).exists(), "{f}");
     }
     std::fs::remove_dir_all(run).unwrap();
     let bad = dydis().args(["quickstart", "--name", "../escape"]).output().unwrap();
@@ -190,4 +195,67 @@ fn setup_refuses_a_wrong_torch_version() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("holds torch 2.12.1, but dydis needs torch 2.13.0") && err.contains("rm -rf"), "{err}");
     let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn train_sample_interchange_interpolate_and_resume() {
+    let dir = empty_home("train");
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let out = dydis().args(args).output().unwrap();
+        let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "dydis {args:?}:\n{text}");
+        text
+    };
+    let text = ok(&["train", "--config", "smoke", "--out", r, "--steps", "2", "--set", "ae.steps=2"]);
+    assert!(text.contains("training the first stage first") && text.contains("ldm: 2 steps"), "{text}");
+    let text = ok(&["train", "--config", "smoke", "--out", r, "--resume", "--set", "ae.steps=2"]);
+    assert!(text.contains("ldm: 2 steps"), "resumed for the remaining 2 of 4 steps: {text}");
+    assert!(run.join("ldm/step-00000004/model.safetensors").exists());
+    ok(&["sample", r, "--images", "0,7,50", "--ddim-steps", "3"]);
+    ok(&["interchange", r, "--pairs", "1", "--ddim-steps", "3"]);
+    ok(&["interpolate", r, "--from", "1", "--to", "90", "--steps", "3", "--ddim-steps", "3"]);
+    for f in ["samples.png", "interchange.png", "interpolation.png"] {
+        let bytes = std::fs::read(run.join(f)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{f}");
+    }
+    // Errors name what is wrong.
+    let bad = dydis().args(["train", "--config", "smoke", "--out", r, "--set", "train.lr=-1"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("train.lr"));
+    let bad = dydis().args(["sample", r, "--images", "100000"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("out of range"));
+    let bad = dydis().args(["sample", dir.join("nothing").to_str().unwrap()]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no such checkpoint"));
+    // Another model in the same folder is refused instead of mixing runs.
+    let bad = dydis().args(["train", "--config", "smoke", "--out", r, "--set", "model.extractor.units=5"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("another model configuration"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ctrl_c_finishes_the_step_and_saves() {
+    let dir = empty_home("interrupt");
+    let run = dir.join("run");
+    let child = dydis()
+        .args(["train", "--config", "smoke", "--out", run.to_str().unwrap(), "--set", "train.steps=100000", "--set", "ae.steps=2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = run.join("ldm/log.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&log).map(|t| t.lines().count()).unwrap_or(0) < 3 {
+        assert!(start.elapsed().as_secs() < 120, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("interrupted: resume with --resume"), "{stdout}");
+    let steps = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert!(run.join(format!("ldm/step-{steps:08}/meta.json")).exists(), "a checkpoint at the last finished step {steps}");
+    let _ = std::fs::remove_dir_all(dir);
 }

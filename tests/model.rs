@@ -94,7 +94,7 @@ fn smoke_trains_saves_resumes_and_samples() {
     let straight: Vec<f64> = a.history().steps.iter().map(|s| s.loss).collect();
     let w_straight = a.ldm.vs.variables()["unet.input.1.0.in_conv.weight"].copy();
     let ema_straight = a.ldm.ema_vs.variables()["unet.input.1.0.in_conv.weight"].copy();
-    let units = a.ldm.condition_images(&dydis_core::data::batch(a.data().as_ref(), &[0, 5, 9], Device::Cpu).unwrap()).unwrap();
+    let units = a.ldm.condition_images(&a.data().images(&[0, 5, 9], Device::Cpu).unwrap()).unwrap();
 
     // The same run in two halves: 2 steps, then resume for the rest.
     let run2 = tmp("smoke-resume");
@@ -116,7 +116,7 @@ fn smoke_trains_saves_resumes_and_samples() {
     // Load the final checkpoint and sample conditioned on the same images.
     let ldm = Ldm::load(&run2, Device::Cpu).unwrap();
     assert_eq!(ldm.scale_factor, c.ldm.scale_factor);
-    let units2 = ldm.condition_images(&dydis_core::data::batch(c.data().as_ref(), &[0, 5, 9], Device::Cpu).unwrap()).unwrap();
+    let units2 = ldm.condition_images(&c.data().images(&[0, 5, 9], Device::Cpu).unwrap()).unwrap();
     assert!((units - &units2).abs().max().double_value(&[]) < 1e-6, "eval-mode units survive the checkpoint");
     tch::manual_seed(3);
     let imgs = ldm.sample(&units2, Ddim { steps: 5, eta: 0.0 }, None);

@@ -8,6 +8,7 @@ pub mod device;
 pub mod diffusion;
 pub mod display;
 pub mod error;
+pub mod generate;
 pub mod model;
 pub mod nn;
 pub mod paths;

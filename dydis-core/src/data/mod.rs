@@ -22,7 +22,7 @@ pub use cars3d::Cars3D;
 pub use celeba::CelebA;
 pub use factors::{Factor, FactorSpace};
 pub use mpi3d::Mpi3dToy;
-pub use registry::{catalogue, open};
+pub use registry::{catalogue, open, open_images, resolve_spec};
 pub use shapes3d::Shapes3DRenderer;
 pub use shapes3d_h5::Shapes3dH5;
 pub use sampling::{BatchIter, FactorSampler};
@@ -30,6 +30,7 @@ pub use sampling::{BatchIter, FactorSampler};
 use crate::display::{image_grid, GridOptions, Image, Panel, Show, Table};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
 /// Channels, height, width of every image of a dataset.
@@ -66,6 +67,48 @@ pub trait GroundTruth: Send + Sync {
     }
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Anything training can draw images from by index: every ground-truth grid, and CelebA (attributes, no factors).
+pub trait ImageSource: Send + Sync {
+    fn source_name(&self) -> String;
+    fn num_images(&self) -> usize;
+    fn shape(&self) -> ImageShape;
+    /// Images `indices` as `[B, C, H, W]` in [-1, 1].
+    fn images(&self, indices: &[usize], device: Device) -> Result<Tensor>;
+}
+
+/// A ground-truth grid as an [`ImageSource`].
+pub struct Grid(pub Arc<dyn GroundTruth>);
+
+impl ImageSource for Grid {
+    fn source_name(&self) -> String {
+        self.0.name()
+    }
+    fn num_images(&self) -> usize {
+        self.0.len()
+    }
+    fn shape(&self) -> ImageShape {
+        self.0.image_shape()
+    }
+    fn images(&self, indices: &[usize], device: Device) -> Result<Tensor> {
+        batch(self.0.as_ref(), indices, device)
+    }
+}
+
+impl ImageSource for celeba::CelebA {
+    fn source_name(&self) -> String {
+        "celeba".into()
+    }
+    fn num_images(&self) -> usize {
+        self.len()
+    }
+    fn shape(&self) -> ImageShape {
+        self.image_shape()
+    }
+    fn images(&self, indices: &[usize], device: Device) -> Result<Tensor> {
+        self.batch(indices, device)
     }
 }
 

@@ -49,8 +49,29 @@ pub fn catalogue() -> Vec<Entry> {
     ]
 }
 
-/// Open a dataset by catalogue name or path.
+/// `data:<path>` names a file or folder under the data directory (`$DYDIS_DATA`); other specs are returned as given.
+pub fn resolve_spec(spec: &str) -> String {
+    match spec.strip_prefix("data:") {
+        Some(rel) => crate::paths::data_dir().join(rel).display().to_string(),
+        None => spec.to_string(),
+    }
+}
+
+/// Open what training reads images from: a CelebA folder (images resized to `size`), or any ground-truth dataset
+/// (rendered or converted once into the on-disk cache).
+pub fn open_images(spec: &str, size: usize) -> Result<Arc<dyn super::ImageSource>> {
+    let resolved = resolve_spec(spec);
+    let p = Path::new(&resolved);
+    if p.is_dir() && p.join("list_attr_celeba.txt").exists() {
+        return Ok(Arc::new(super::CelebA::open(p, size)?));
+    }
+    Ok(Arc::new(super::Grid(super::cached(open(spec)?)?)))
+}
+
+/// Open a dataset by catalogue name or path (`data:<path>` for paths under the data directory).
 pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
+    let resolved = resolve_spec(spec);
+    let spec = resolved.as_str();
     match spec {
         "dsprites-like" => Ok(Arc::new(DSpritesRenderer::full())),
         "dsprites-like:subgrid" => Ok(Arc::new(DSpritesRenderer::new(dsprites::subgrid_factors())?)),

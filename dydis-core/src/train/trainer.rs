@@ -1,7 +1,7 @@
 use super::checkpoint::{self, Meta};
 use super::config::RunConfig;
 use super::optim::{AdamW, Ema};
-use crate::data::{self, GroundTruth};
+use crate::data::{self, ImageSource};
 use crate::display::{impl_show_via, line_plot, Series, Svg};
 use crate::model::{Autoencoder, Ldm};
 use crate::nn::autoencoder::{adaptive_weight, hinge_d_loss};
@@ -101,7 +101,7 @@ pub struct Outcome {
 
 /// The seeded data order, logging and progress shared by both trainers.
 struct Driver {
-    data: Arc<dyn GroundTruth>,
+    data: Arc<dyn ImageSource>,
     batch_size: usize,
     seed: u64,
     order_epoch: Option<usize>,
@@ -125,9 +125,9 @@ fn step_seed(seed: u64, step: usize) -> i64 {
 }
 
 impl Driver {
-    fn new(data: Arc<dyn GroundTruth>, batch_size: usize, seed: u64, device: Device, stage_dir: PathBuf, log_every: usize, stage: &str) -> Result<Self> {
-        if data.is_empty() {
-            return Err(Error::config("data", format!("{} has no images", data.name())));
+    fn new(data: Arc<dyn ImageSource>, batch_size: usize, seed: u64, device: Device, stage_dir: PathBuf, log_every: usize, stage: &str) -> Result<Self> {
+        if data.num_images() == 0 {
+            return Err(Error::config("data", format!("{} has no images", data.source_name())));
         }
         Ok(Driver {
             data,
@@ -146,7 +146,7 @@ impl Driver {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        self.data.len().div_ceil(self.batch_size)
+        self.data.num_images().div_ceil(self.batch_size)
     }
 
     /// The images of step `step` (epoch-wise reshuffled, seeded).
@@ -154,14 +154,14 @@ impl Driver {
         let spe = self.steps_per_epoch();
         let (epoch, pos) = (step / spe, step % spe);
         if self.order_epoch != Some(epoch) {
-            let mut order: Vec<usize> = (0..self.data.len()).collect();
+            let mut order: Vec<usize> = (0..self.data.num_images()).collect();
             order.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(1_000_003 * epoch as u64)));
             self.order = order;
             self.order_epoch = Some(epoch);
         }
         let end = ((pos + 1) * self.batch_size).min(self.order.len());
         let idx = &self.order[pos * self.batch_size..end];
-        Ok((epoch, data::batch(self.data.as_ref(), idx, self.device)?))
+        Ok((epoch, self.data.images(idx, self.device)?))
     }
 
     fn open_log(&mut self, truncate_after: usize) -> Result<()> {
@@ -224,14 +224,14 @@ fn check_finite(loss: f64, step: usize) -> Result<()> {
     }
 }
 
-fn open_data(config: &RunConfig) -> Result<Arc<dyn GroundTruth>> {
-    let ds = data::cached(data::open(&config.data)?)?;
-    let s = ds.image_shape();
+fn open_data(config: &RunConfig) -> Result<Arc<dyn ImageSource>> {
+    let ds = data::open_images(&config.data, config.model.image_size as usize)?;
+    let s = ds.shape();
     let want = config.model.image_size as usize;
     if s.height != want || s.width != want || (s.channels != 3 && s.channels != 1) {
         return Err(Error::config(
             "data",
-            format!("{} has {}x{}x{} images; model.image_size is {want} (use a dataset spec with @{want})", ds.name(), s.channels, s.height, s.width),
+            format!("{} has {}x{}x{} images; model.image_size is {want} (use a dataset spec with @{want})", ds.source_name(), s.channels, s.height, s.width),
         ));
     }
     Ok(ds)
@@ -487,7 +487,7 @@ impl LdmTrainer {
         &self.driver.history
     }
 
-    pub fn data(&self) -> Arc<dyn GroundTruth> {
+    pub fn data(&self) -> Arc<dyn ImageSource> {
         self.driver.data.clone()
     }
 

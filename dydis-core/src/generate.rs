@@ -1,0 +1,78 @@
+//! Conditional generation from a trained model (reference-spec §10): samples conditioned on the latent units of
+//! dataset images, latent interchange (one unit swapped, Fig. 3) and interpolation (Fig. 6).
+use crate::data::ImageSource;
+use crate::diffusion::Ddim;
+use crate::display::{image_grid, GridOptions, Image};
+use crate::model::Ldm;
+use crate::{Error, Result};
+use tch::{Kind, Tensor};
+
+fn images_of(ldm: &Ldm, ds: &dyn ImageSource, indices: &[usize]) -> Result<Tensor> {
+    if let Some(&bad) = indices.iter().find(|&&i| i >= ds.num_images()) {
+        return Err(Error::config("images", format!("index {bad} is out of range for {} ({} images)", ds.source_name(), ds.num_images())));
+    }
+    ldm.prepare(&ds.images(indices, ldm.device)?)
+}
+
+fn noise(ldm: &Ldm, n: i64, seed: u64) -> Tensor {
+    tch::manual_seed(seed as i64);
+    let [c, h, w] = ldm.latent_shape();
+    Tensor::randn([n, c, h, w], (Kind::Float, ldm.device))
+}
+
+/// Originals (top row) and DDIM samples conditioned on their units (bottom row): `[2B, 3, S, S]` in [-1, 1].
+pub fn conditioned_samples(ldm: &Ldm, ds: &dyn ImageSource, indices: &[usize], ddim: Ddim, seed: u64) -> Result<Tensor> {
+    let x = images_of(ldm, ds, indices)?;
+    let c = ldm.condition_images(&x)?;
+    let s = ldm.sample(&c, ddim, Some(noise(ldm, indices.len() as i64, seed)));
+    Ok(Tensor::cat(&[x, s], 0))
+}
+
+/// Latent interchange for one (source, target) pair: [source, target, source with unit i from target for each i]
+/// (`[N + 2, 3, S, S]`). With `same_noise` all samples start from one x_T; otherwise each from its own, as the
+/// released script does.
+pub fn interchange(ldm: &Ldm, ds: &dyn ImageSource, source: usize, target: usize, ddim: Ddim, seed: u64, same_noise: bool) -> Result<Tensor> {
+    let x = images_of(ldm, ds, &[source, target])?;
+    let c = ldm.condition_images(&x)?;
+    let n = c.size()[1];
+    let mut conds = vec![c.get(0), c.get(1)];
+    for i in 0..n {
+        let swapped = c.get(0).copy();
+        swapped.get(i).copy_(&c.get(1).get(i));
+        conds.push(swapped);
+    }
+    let cond = Tensor::stack(&conds, 0);
+    let total = n + 2;
+    let x_t = if same_noise { noise(ldm, 1, seed).repeat([total, 1, 1, 1]) } else { noise(ldm, total, seed) };
+    Ok(ldm.sample(&cond, ddim, Some(x_t)))
+}
+
+/// Linear interpolation of all units between two images, `steps` points, one fixed x_T: `[steps, 3, S, S]`.
+pub fn interpolate(ldm: &Ldm, ds: &dyn ImageSource, from: usize, to: usize, steps: usize, ddim: Ddim, seed: u64) -> Result<Tensor> {
+    if steps < 2 {
+        return Err(Error::config("steps", "an interpolation needs at least 2 points"));
+    }
+    let x = images_of(ldm, ds, &[from, to])?;
+    let c = ldm.condition_images(&x)?;
+    let conds: Vec<Tensor> = (0..steps)
+        .map(|k| {
+            let a = k as f64 / (steps - 1) as f64;
+            c.get(0) * (1.0 - a) + c.get(1) * a
+        })
+        .collect();
+    let x_t = noise(ldm, 1, seed).repeat([steps as i64, 1, 1, 1]);
+    Ok(ldm.sample(&Tensor::stack(&conds, 0), ddim, Some(x_t)))
+}
+
+/// A row-wise grid of generated images (`ncol` per row), enlarged for viewing.
+pub fn grid(images: &Tensor, ncol: usize, caption: &str) -> Result<Image> {
+    let scale = (128 / images.size()[3].max(1)).clamp(1, 4) as usize;
+    Ok(image_grid(images, GridOptions { ncol, scale, ..Default::default() })?.with_caption(caption))
+}
+
+/// `n` distinct random image indices (seeded).
+pub fn pick(ds: &dyn ImageSource, n: usize, seed: u64) -> Vec<usize> {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    rand::seq::index::sample(&mut rng, ds.num_images(), n.min(ds.num_images())).into_vec()
+}
