@@ -6,6 +6,7 @@
 pub mod data;
 pub mod device;
 pub mod diffusion;
+pub mod dyga;
 pub mod display;
 pub mod error;
 pub mod generate;

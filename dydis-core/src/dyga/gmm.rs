@@ -1,0 +1,309 @@
+//! Gaussian mixtures on tensors, batched over components: full-covariance EM and the HDDC subspace model of
+//! Bouveyron et al. (2007), [a_kj b_k Q_k d_k]: per component the d_k leading eigen-directions keep their
+//! eigenvalues, the remaining D − d_k are tied to one value b_k. Works on any device and float kind.
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+/// Which covariance model the E-step uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum CovModel {
+    /// A full covariance per component (what the released code's E-step uses).
+    Full,
+    /// HDDC: `dims` = "cattell" (scree test with `threshold` × the largest eigenvalue gap) or a fixed d.
+    Hddc {
+        #[serde(default)]
+        fixed_dim: Option<i64>,
+        #[serde(default = "default_cattell")]
+        threshold: f64,
+    },
+}
+
+fn default_cattell() -> f64 {
+    0.2
+}
+
+impl Default for CovModel {
+    fn default() -> Self {
+        CovModel::Hddc { fixed_dim: None, threshold: 0.2 }
+    }
+}
+
+/// A mixture: weights `[K]`, means `[K, D]`, covariances `[K, D, D]` (for HDDC: the model covariance
+/// Q diag(a_1..a_d, b, …, b) Qᵀ), and per component the intrinsic dimension d_k (D for the full model).
+#[derive(Debug)]
+pub struct Mixture {
+    pub weights: Tensor,
+    pub means: Tensor,
+    pub covs: Tensor,
+    pub dims: Vec<i64>,
+}
+
+impl Clone for Mixture {
+    fn clone(&self) -> Self {
+        Mixture { weights: self.weights.copy(), means: self.means.copy(), covs: self.covs.copy(), dims: self.dims.clone() }
+    }
+}
+
+/// EM settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmOptions {
+    pub max_iter: usize,
+    /// Stop when the mean log-likelihood improves by less than this (None: always `max_iter` iterations).
+    pub tol: Option<f64>,
+    /// Added to every covariance diagonal in the M-step (the covariance floor).
+    pub reg: f64,
+    pub model: CovModel,
+}
+
+/// What an EM run did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EmTrace {
+    /// Mean log-likelihood of each iteration's E-step (under the parameters before that iteration's M-step).
+    pub log_likelihood: Vec<f64>,
+    pub iterations: usize,
+    pub converged: bool,
+    /// Components dropped because they lost all their mass.
+    pub dropped: usize,
+}
+
+/// Elements per chunk of `[k, n, D]` intermediates (bounds memory for large n and K).
+const CHUNK_ELEMS: i64 = 1 << 24;
+
+impl Mixture {
+    pub fn k(&self) -> i64 {
+        self.weights.size()[0]
+    }
+
+    pub fn dim(&self) -> i64 {
+        self.means.size()[1]
+    }
+
+    /// Select components by index (in the given order).
+    pub fn select(&self, idx: &[i64]) -> Mixture {
+        let t = Tensor::from_slice(idx).to_device(self.weights.device());
+        Mixture {
+            weights: self.weights.index_select(0, &t),
+            means: self.means.index_select(0, &t),
+            covs: self.covs.index_select(0, &t),
+            dims: idx.iter().map(|&i| self.dims[i as usize]).collect(),
+        }
+    }
+
+    /// Renormalise the weights to sum to one.
+    pub fn normalise_weights(&mut self) {
+        self.weights = &self.weights / self.weights.sum(self.weights.kind());
+    }
+
+    /// Lower Cholesky factors of the covariances; a component that is not numerically positive definite gets
+    /// growing jitter (up to 5 tries) before it is reported.
+    pub fn cholesky(&self) -> Result<Tensor> {
+        let d = self.dim();
+        let eye = Tensor::eye(d, (self.covs.kind(), self.covs.device()));
+        let scale = self.covs.diagonal(0, -2, -1).mean_dim(-1, true, self.covs.kind()).abs().clamp_min(1e-12).unsqueeze(-1);
+        let mut covs = self.covs.shallow_clone();
+        for attempt in 0..6 {
+            let (l, info) = covs.linalg_cholesky_ex(false, false);
+            let bad: Vec<i64> = Vec::<i64>::try_from(info.to_kind(Kind::Int64).to_device(tch::Device::Cpu).gt(0).nonzero().flatten(0, -1)).unwrap_or_default();
+            if bad.is_empty() && l.isfinite().all().int64_value(&[]) == 1 {
+                return Ok(l);
+            }
+            if attempt == 5 {
+                return Err(Error::config("dyga", format!("covariance of component(s) {bad:?} is not positive definite even with jitter")));
+            }
+            let jitter = 10f64.powi(attempt as i32 - 6);
+            covs = &self.covs + &scale * &eye * jitter;
+        }
+        unreachable!()
+    }
+
+    /// Per-sample, per-component log π_k + log N(x | μ_k, Σ_k): `[n, K]`.
+    pub fn log_joint(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, d) = x.size2().map_err(|_| Error::Shape { got: x.size(), expected: "[n, D] features".into() })?;
+        if d != self.dim() {
+            return Err(Error::Shape { got: x.size(), expected: format!("[n, {}] features", self.dim()) });
+        }
+        let l = self.cholesky()?;
+        let logdet = l.diagonal(0, -2, -1).log().sum_dim_intlist(-1, false, x.kind()) * 2.0;
+        let k = self.k();
+        let chunk = (CHUNK_ELEMS / (n * d).max(1)).clamp(1, k);
+        let mut parts = Vec::new();
+        let mut s = 0;
+        while s < k {
+            let e = (s + chunk).min(k);
+            let diff = (x.unsqueeze(0) - self.means.slice(0, s, e, 1).unsqueeze(1)).transpose(1, 2); // [kc, D, n]
+            let y = l.slice(0, s, e, 1).linalg_solve_triangular(&diff, false, true, false);
+            parts.push(y.square().sum_dim_intlist(1, false, x.kind())); // [kc, n]
+            s = e;
+        }
+        let maha = Tensor::cat(&parts, 0);
+        let c = d as f64 * (2.0 * std::f64::consts::PI).ln();
+        let lp = (maha + logdet.unsqueeze(1) + c) * -0.5 + self.weights.log().unsqueeze(1);
+        Ok(lp.transpose(0, 1))
+    }
+
+    /// E-step: responsibilities `[n, K]` and the mean log-likelihood.
+    pub fn e_step(&self, x: &Tensor) -> Result<(Tensor, f64)> {
+        let lj = self.log_joint(x)?;
+        let lse = lj.logsumexp([1], true);
+        let ll = lse.mean(Kind::Double).double_value(&[]);
+        if !ll.is_finite() {
+            return Err(Error::config("dyga", format!("the mixture's log-likelihood is {ll}")));
+        }
+        Ok(((lj - lse).exp(), ll))
+    }
+
+    /// Hard assignment: argmax of the posterior `[n]`.
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.log_joint(x)?.argmax(1, false))
+    }
+
+    /// M-step from responsibilities (weights N_k / n, means, covariances + `reg`·I, then the HDDC projection).
+    pub fn m_step(x: &Tensor, resp: &Tensor, reg: f64, model: &CovModel) -> Result<Mixture> {
+        Self::m_step_dims(x, resp, reg, model, None)
+    }
+
+    /// M-step; for HDDC, `dims` fixes each component's d_k instead of choosing it afresh.
+    pub fn m_step_dims(x: &Tensor, resp: &Tensor, reg: f64, model: &CovModel, dims: Option<&[i64]>) -> Result<Mixture> {
+        let (n, d) = x.size2().unwrap();
+        let nk = resp.sum_dim_intlist(0, false, x.kind()) + 10.0 * f64::EPSILON;
+        let means = resp.transpose(0, 1).matmul(x) / nk.unsqueeze(1);
+        let k = nk.size()[0];
+        let chunk = (CHUNK_ELEMS / (n * d).max(1)).clamp(1, k);
+        let mut parts = Vec::new();
+        let mut s = 0;
+        while s < k {
+            let e = (s + chunk).min(k);
+            let w = resp.slice(1, s, e, 1).transpose(0, 1).sqrt().unsqueeze(-1); // [kc, n, 1]
+            let diff = (x.unsqueeze(0) - means.slice(0, s, e, 1).unsqueeze(1)) * w; // [kc, n, D]
+            parts.push(diff.transpose(1, 2).bmm(&diff));
+            s = e;
+        }
+        let eye = Tensor::eye(d, (x.kind(), x.device()));
+        let covs = Tensor::cat(&parts, 0) / nk.view([-1, 1, 1]) + eye * reg;
+        let weights = &nk / n as f64;
+        let mut m = Mixture { weights, means, covs, dims: vec![d; k as usize] };
+        if let CovModel::Hddc { fixed_dim, threshold } = model {
+            m.project_hddc_dims(*fixed_dim, *threshold, dims)?;
+        }
+        Ok(m)
+    }
+
+    /// Replace each covariance by its HDDC model: keep the d_k leading eigenvalues, tie the rest to their mean.
+    pub fn project_hddc(&mut self, fixed_dim: Option<i64>, threshold: f64) -> Result<()> {
+        self.project_hddc_dims(fixed_dim, threshold, None)
+    }
+
+    fn project_hddc_dims(&mut self, fixed_dim: Option<i64>, threshold: f64, given: Option<&[i64]>) -> Result<()> {
+        let d = self.dim();
+        let (evals, evecs) = self.covs.linalg_eigh("L"); // ascending
+        let ev = evals.flip([-1]); // descending
+        let q = evecs.flip([-1]);
+        let evs: Vec<f64> = Vec::<f64>::try_from(ev.to_kind(Kind::Double).to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
+        let mut dims = Vec::new();
+        let mut newv = Vec::with_capacity(evs.len());
+        for (k, comp) in evs.chunks(d as usize).enumerate() {
+            let dk = match (given, fixed_dim) {
+                (Some(g), _) => g[k].clamp(1, d - 1),
+                (None, Some(f)) => f.clamp(1, d - 1),
+                (None, None) => cattell(comp, threshold),
+            };
+            let rest = &comp[dk as usize..];
+            let b = (rest.iter().sum::<f64>() / rest.len() as f64).max(comp[0] * 1e-12).max(f64::MIN_POSITIVE);
+            newv.extend(comp.iter().enumerate().map(|(j, &a)| if (j as i64) < dk { a } else { b }));
+            dims.push(dk);
+        }
+        let v = Tensor::from_slice(&newv).view([-1, d]).to_kind(self.covs.kind()).to_device(self.covs.device());
+        self.covs = (&q * v.unsqueeze(1)).matmul(&q.transpose(-2, -1));
+        self.covs = (&self.covs + self.covs.transpose(-2, -1)) * 0.5;
+        self.dims = dims;
+        Ok(())
+    }
+
+    /// EM from this mixture. Components whose mass falls below one sample are dropped (and counted). With HDDC
+    /// and Cattell's test, d_k is chosen at the first M-step and then kept, so the likelihood never decreases from
+    /// the second iteration on (re-choosing d_k would change the model between iterations).
+    pub fn em(mut self, x: &Tensor, opt: &EmOptions) -> Result<(Mixture, EmTrace)> {
+        let mut trace = EmTrace::default();
+        let mut prev = f64::NEG_INFINITY;
+        for _ in 0..opt.max_iter {
+            let (resp, ll) = self.e_step(x)?;
+            trace.log_likelihood.push(ll);
+            trace.iterations += 1;
+            let mass: Vec<f64> = Vec::<f64>::try_from(resp.sum_dim_intlist(0, false, Kind::Double).to_device(tch::Device::Cpu)).map_err(Error::Torch)?;
+            let keep: Vec<i64> = (0..mass.len() as i64).filter(|&k| mass[k as usize] >= 1.0).collect();
+            if keep.is_empty() {
+                return Err(Error::config("dyga", "every mixture component lost its mass"));
+            }
+            let kept_dims: Vec<i64> = keep.iter().map(|&k| self.dims[k as usize]).collect();
+            let resp = if keep.len() < mass.len() {
+                trace.dropped += mass.len() - keep.len();
+                let r = resp.index_select(1, &Tensor::from_slice(&keep).to_device(x.device()));
+                &r / r.sum_dim_intlist(1, true, r.kind()).clamp_min(1e-300)
+            } else {
+                resp
+            };
+            let fixed = (trace.iterations > 1).then_some(kept_dims.as_slice());
+            self = Mixture::m_step_dims(x, &resp, opt.reg, &opt.model, fixed)?;
+            if let Some(tol) = opt.tol {
+                if (ll - prev).abs() < tol {
+                    trace.converged = true;
+                    break;
+                }
+            }
+            prev = ll;
+        }
+        Ok((self, trace))
+    }
+}
+
+/// Free parameters of one component of dimension `d` with intrinsic dimension `dk` (HDDC [a_kj b_k Q_k d_k]:
+/// mean, orientation, d_k + 1 variances) or full covariance.
+pub fn component_params(model: &CovModel, d: i64, dk: i64) -> f64 {
+    let (d, dk) = (d as f64, dk as f64);
+    match model {
+        CovModel::Full => d + d * (d + 1.0) / 2.0,
+        CovModel::Hddc { .. } => d + dk * d - dk * (dk + 1.0) / 2.0 + dk + 1.0,
+    }
+}
+
+/// Cattell's scree test: the last index j (1-based count) whose eigenvalue gap λ_j − λ_{j+1} is at least
+/// `threshold` × the largest gap. `evals` descending.
+pub fn cattell(evals: &[f64], threshold: f64) -> i64 {
+    let gaps: Vec<f64> = evals.windows(2).map(|w| w[0] - w[1]).collect();
+    let max = gaps.iter().cloned().fold(0.0, f64::max);
+    if max <= 0.0 {
+        return 1;
+    }
+    let last = gaps.iter().rposition(|&g| g >= threshold * max).unwrap_or(0);
+    (last as i64 + 1).clamp(1, evals.len() as i64 - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cattell_finds_the_elbow() {
+        assert_eq!(cattell(&[10.0, 9.0, 1.0, 0.9, 0.8, 0.7], 0.2), 2);
+        assert_eq!(cattell(&[5.0, 0.1, 0.1, 0.1], 0.2), 1);
+        assert_eq!(cattell(&[1.0, 1.0, 1.0], 0.2), 1);
+    }
+
+    #[test]
+    fn hddc_keeps_leading_eigenvalues_and_ties_the_rest() {
+        let q = Tensor::randn([6, 6], (Kind::Double, tch::Device::Cpu)).linalg_qr("reduced").0;
+        let lam = Tensor::from_slice(&[9.0f64, 4.0, 0.3, 0.2, 0.15, 0.1]);
+        let cov = (&q * lam.unsqueeze(0)).matmul(&q.tr()).unsqueeze(0);
+        let mut m = Mixture { weights: Tensor::ones([1], (Kind::Double, tch::Device::Cpu)), means: Tensor::zeros([1, 6], (Kind::Double, tch::Device::Cpu)), covs: cov, dims: vec![6] };
+        m.project_hddc(None, 0.2).unwrap();
+        assert_eq!(m.dims, vec![2]);
+        let (ev, _) = m.covs.get(0).linalg_eigh("L");
+        let got: Vec<f64> = Vec::try_from(ev.flip([0])).unwrap();
+        let b = (0.3 + 0.2 + 0.15 + 0.1) / 4.0;
+        for (g, w) in got.iter().zip([9.0, 4.0, b, b, b, b]) {
+            assert!((g - w).abs() < 1e-9, "{got:?}");
+        }
+    }
+}

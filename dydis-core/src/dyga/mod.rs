@@ -1,0 +1,127 @@
+//! Dynamic Gaussian Anchoring (paper §3.2, reference-spec §6): per latent unit a Gaussian mixture is fitted to
+//! the unit's features (HDDC by default), dense Gaussians are split and small ones filtered so that the number of
+//! anchors adapts, and features are shifted toward their anchor.
+//!
+//! `gmm`: mixtures and EM; `anchors`: Algorithm 2 (init, EM, split, filter, final EM) for one unit and for all
+//! units in parallel; `align`: Eq. 6 / Algorithm 3 (`paper`) and the released code's alignment (`released-code`).
+pub mod align;
+pub mod anchors;
+pub mod gmm;
+
+pub use align::{align, AlignMode, AlignStats};
+pub use anchors::{fit_units, select_anchors, Anchors, Event, Normalisation, UnitAnchors};
+pub use gmm::{CovModel, EmOptions, EmTrace, Mixture};
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// DyGA settings (defaults: reference-spec §6.2 and the paper).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DygaConfig {
+    pub enabled: bool,
+    /// Refit anchors after every r-th epoch (from epoch r on).
+    pub refit_every: usize,
+    /// Features collected for a refit: the whole dataset, or a seeded subsample of this many images.
+    pub collect: Option<usize>,
+    /// At most this many features per unit enter the fit (a seeded subsample).
+    pub max_fit_samples: usize,
+    pub model: CovModel,
+    /// K₀, the initial number of components.
+    pub k0: usize,
+    pub k_max: usize,
+    /// EM iterations of every fit (initial, children, final).
+    pub max_iter: usize,
+    /// EM stops early when the mean log-likelihood improves by less than this (0: never).
+    pub tol: f64,
+    pub reg: f64,
+    /// φ: a feature belongs to the hard cluster of k when its responsibility exceeds φ.
+    pub phi: f64,
+    /// ψ: a cluster whose density (mean distance to its mean) exceeds ψ is split.
+    pub psi: f64,
+    /// Probability of the paper's "arbitrary split" of a cluster that is not dense enough.
+    pub random_split: f64,
+    pub max_split_rounds: usize,
+    /// Keep a split only if its two children describe the parent's cluster better by BIC (`bic`), or always
+    /// (`always`, as the released code does).
+    pub split_criterion: SplitCriterion,
+    /// Components with fewer (soft) members than this are filtered.
+    pub min_size: f64,
+    pub align: AlignMode,
+    /// λ of Eq. 6.
+    pub lambda: f64,
+    /// τ of the Gumbel-softmax anchor choice (paper mode, training).
+    pub tau: f64,
+    /// Align also at evaluation (representation extraction, sampling), as the released code does.
+    pub align_at_eval: bool,
+}
+
+impl Default for DygaConfig {
+    fn default() -> Self {
+        DygaConfig {
+            enabled: false,
+            refit_every: 1,
+            collect: None,
+            max_fit_samples: 100_000,
+            model: CovModel::default(),
+            k0: 8,
+            k_max: 32,
+            max_iter: 30,
+            tol: 1e-4,
+            reg: 1e-6,
+            phi: 0.5,
+            psi: 0.5,
+            random_split: 0.5,
+            max_split_rounds: 3,
+            split_criterion: SplitCriterion::Bic,
+            min_size: 10.0,
+            align: AlignMode::Paper,
+            lambda: 0.1,
+            tau: 1e-4,
+            align_at_eval: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitCriterion {
+    Bic,
+    Always,
+}
+
+impl DygaConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |f: &str, m: String| Err(Error::config(format!("dyga.{f}"), m));
+        if self.refit_every == 0 {
+            return bad("refit_every", "must be at least 1".into());
+        }
+        if self.k0 == 0 || self.k_max < self.k0 {
+            return bad("k0", format!("need 1 <= k0 ({}) <= k_max ({})", self.k0, self.k_max));
+        }
+        if self.max_iter == 0 {
+            return bad("max_iter", "must be at least 1".into());
+        }
+        if self.max_fit_samples < 2 * self.k0 {
+            return bad("max_fit_samples", format!("{} is too few for k0 = {}", self.max_fit_samples, self.k0));
+        }
+        for (f, v) in [("phi", self.phi), ("random_split", self.random_split)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(f, format!("{v} is not in [0, 1]"));
+            }
+        }
+        if !(self.psi >= 0.0 && self.reg >= 0.0 && self.tol >= 0.0 && self.min_size >= 0.0 && self.lambda >= 0.0 && self.tau > 0.0) {
+            return bad("psi", "psi, reg, tol, min_size and lambda must be non-negative and tau positive".into());
+        }
+        if let CovModel::Hddc { fixed_dim: Some(d), .. } = self.model {
+            if d < 1 {
+                return bad("model.fixed_dim", format!("{d} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn em_options(&self) -> EmOptions {
+        EmOptions { max_iter: self.max_iter, tol: (self.tol > 0.0).then_some(self.tol), reg: self.reg, model: self.model.clone() }
+    }
+}
