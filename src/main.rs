@@ -106,6 +106,12 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         steps: usize,
     },
+    /// DyGA anchors of a checkpoint: table, K per unit over refits, anchor weights (SVG).
+    Anchors {
+        checkpoint: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The main job on the embedded default data: environment check and walkthrough, report in runs/<name>/.
     Quickstart {
         #[arg(long, default_value = "quickstart")]
@@ -154,6 +160,15 @@ enum DataAction {
 
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// DyGA anchor selection for N units x n features x D = 32 (synthetic extractor-like features).
+    Anchors {
+        #[arg(long, default_value_t = 20)]
+        units: i64,
+        #[arg(long, default_value_t = 100_000)]
+        features: i64,
+        #[arg(long, default_value = "runs/bench/anchors.json")]
+        out: PathBuf,
+    },
     /// Time per LDM training step of presets, side by side with the same network in PyTorch eager.
     TrainStep {
         #[arg(long, value_delimiter = ',', default_value = "smoke,cpu-quick")]
@@ -248,6 +263,8 @@ fn run(cli: Cli) -> Result<i32> {
             let python = layout.venv().join("bin").join("python");
             model_cli::bench_train_step(&presets, warmup, steps, !no_reference, &python, &out, cli.device.resolve()?)
         }
+        Command::Bench { what: BenchWhat::Anchors { units, features, out } } => model_cli::bench_anchors(units, features, &out),
+        Command::Anchors { checkpoint, out } => model_cli::anchors(&checkpoint, out),
         Command::TrainAe(args) => model_cli::train_ae(&args, cli.device.resolve()?),
         Command::Train(args) => model_cli::train_ldm(&args, cli.device.resolve()?),
         Command::Sample { gen, images, n } => model_cli::sample(&gen, &images, n, cli.device.resolve()?),

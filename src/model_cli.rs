@@ -355,3 +355,85 @@ pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<
         summary = ldm.summary().to_text(),
     ))
 }
+
+/// `dydis anchors`: the DyGA anchors of a checkpoint as a table, K per unit over the refits and the sorted anchor
+/// weights per unit as SVG plots next to the run.
+pub fn anchors(checkpoint_arg: &Path, out: Option<PathBuf>) -> Result<i32> {
+    let ck = checkpoint::resolve(checkpoint_arg)?;
+    let ldm = Ldm::load(&ck, Device::Cpu)?;
+    let stage = ck.parent().map(Path::to_path_buf).unwrap_or_default();
+    let out = out.unwrap_or_else(|| stage.parent().map(|p| p.join("anchors")).unwrap_or_else(|| PathBuf::from("anchors")));
+    let Some(a) = &ldm.anchors else {
+        bail!("{} has no DyGA anchors (DyGA off, or no refit yet: anchors are fitted after every dyga.refit_every-th epoch)", ck.display());
+    };
+    println!("{}", a.table().to_text());
+    std::fs::create_dir_all(&out)?;
+    use dydis_core::display::{line_plot, Series};
+    let weights: Vec<Series> = a
+        .units
+        .iter()
+        .map(|u| {
+            let mut w: Vec<f64> = Vec::try_from(u.mixture.weights.to_kind(Kind::Double)).unwrap_or_default();
+            w.sort_by(|x, y| y.total_cmp(x));
+            Series::new(format!("unit {}", u.unit), w.into_iter().enumerate().map(|(i, v)| (i as f64, v)))
+        })
+        .collect();
+    line_plot("anchor weights per unit (sorted)", "anchor rank", "weight", &weights)?.save(out.join("weights.svg"))?;
+    let log = stage.join("anchors.jsonl");
+    if let Ok(text) = std::fs::read_to_string(&log) {
+        let refits: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let series: Vec<Series> = (0..a.units.len())
+            .map(|u| Series::new(format!("unit {u}"), refits.iter().map(|r| (r["epoch"].as_f64().unwrap_or(0.0), r["k"][u].as_f64().unwrap_or(f64::NAN)))))
+            .collect();
+        line_plot("anchors per unit over refits", "epoch", "K", &series)?.save(out.join("k-over-refits.svg"))?;
+    }
+    dydis_core::display::write_atomic(&out.join("anchors.txt"), a.table().to_text().as_bytes())?;
+    println!("wrote {}", out.display());
+    Ok(0)
+}
+
+/// Synthetic unit features like an extractor's: a ReLU of a mixture of `k` anisotropic Gaussians in D = 32.
+fn synthetic_features(n: i64, units: i64, k: i64, seed: i64) -> Tensor {
+    tch::manual_seed(seed);
+    let opts = (Kind::Float, Device::Cpu);
+    let per_unit: Vec<Tensor> = (0..units)
+        .map(|_| {
+            let means = Tensor::rand([k, 32], opts) * 2.0 - 0.5;
+            let comp = Tensor::randint(k, [n], (Kind::Int64, Device::Cpu));
+            let a = Tensor::randn([k, 4, 32], opts) * 0.15;
+            let z = Tensor::randn([n, 1, 4], opts).bmm(&a.index_select(0, &comp)).squeeze_dim(1);
+            (z + means.index_select(0, &comp) + Tensor::randn([n, 32], opts) * 0.05).relu()
+        })
+        .collect();
+    Tensor::stack(&per_unit, 1)
+}
+
+/// `dydis bench anchors`: anchor selection for N units × n features × D = 32, per unit and total, as JSON.
+pub fn bench_anchors(units: i64, features: i64, out: &Path) -> Result<i32> {
+    let cfg = dydis_core::dyga::DygaConfig { enabled: true, ..Default::default() };
+    let threads = tch::get_num_threads();
+    let mut report = serde_json::json!({"benchmark": "dyga-anchor-selection", "threads": threads, "config": cfg});
+    // One unit of 10,000 features: the released Python implementation needs 10.6 s for this on these CPUs (issue 5).
+    let one = synthetic_features(10_000, 1, 10, 1);
+    let t = Instant::now();
+    let a1 = dydis_core::dyga::fit_units(&one, &cfg, 0, 0)?;
+    let s1 = t.elapsed().as_secs_f64();
+    println!("1 unit x 10,000 features: {s1:.2} s, K = {} (released Python: 10.6 s, ratio {:.1}x)", a1.units[0].k(), 10.6 / s1);
+    report["one_unit_10k"] = serde_json::json!({"seconds": s1, "k": a1.units[0].k(), "released_python_seconds": 10.6, "speedup": 10.6 / s1,
+        "final_log_likelihood": a1.units[0].log_likelihood.last().map(|x| x.1)});
+    let feats = synthetic_features(features, units, 10, 2);
+    println!("{units} units x {features} features x 32: fitting ...");
+    let t = Instant::now();
+    let a = dydis_core::dyga::fit_units(&feats, &cfg, 0, 0)?;
+    let total = t.elapsed().as_secs_f64();
+    let per: Vec<serde_json::Value> = a.units.iter().map(|u| serde_json::json!({"unit": u.unit, "seconds": u.seconds, "k": u.k(), "splits": u.splits(), "filtered": u.filtered()})).collect();
+    println!("{}", a.table().to_text());
+    println!("total {total:.1} s for {units} units (target: under 60 s on 2 CPU cores)");
+    report["all_units"] = serde_json::json!({"units": units, "features": features, "seconds": total, "per_unit": per});
+    if let Some(p) = out.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    dydis_core::display::write_atomic(out, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!("wrote {}", out.display());
+    Ok(0)
+}

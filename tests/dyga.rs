@@ -193,7 +193,7 @@ fn alignment_modes() {
     assert!(st.delta_mean > 0.0 && st.delta_mean <= 0.1 && st.shift_mean > 0.0, "{st:?}");
     for u in &anchors.units {
         let xi = c.select(1, u.unit as i64);
-        let k = u.mixture.log_joint(&u.norm.apply(&xi.to_kind(Kind::Double))).unwrap().argmax(1, false);
+        let k = u.mixture.log_joint(&u.norm.apply(&xi)).unwrap().argmax(1, false);
         let mu = u.raw_means().index_select(0, &k).to_kind(Kind::Float);
         let before = (&xi - &mu).abs().sum(Kind::Double).double_value(&[]);
         let after = (out.select(1, u.unit as i64) - &mu).abs().sum(Kind::Double).double_value(&[]);

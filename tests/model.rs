@@ -18,6 +18,7 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn paper_preset_parameter_counts_match_the_reference() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     // Reference counts from bench/train_step_ref.py (PyTorch, the same architecture from reference-spec §2-4):
     // U-Net 37,549,507 (spec: about 37.5 M), extractor 23,570,324 (about 23.6 M), VQ-f4 3,478,078.
     let cfg = RunConfig::load("paper-shapes3d").unwrap();
@@ -138,4 +139,54 @@ fn smoke_trains_saves_resumes_and_samples() {
     assert!(checkpoint::resolve(&run2).unwrap().ends_with("step-00000004"));
     let _ = std::fs::remove_dir_all(&run);
     let _ = std::fs::remove_dir_all(&run2);
+}
+
+#[test]
+fn smoke_with_dyga_refits_aligns_and_checkpoints_anchors() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let run = tmp("dyga");
+    // 96 images in batches of 8: 12 steps per epoch, anchors refit after epoch 1, aligned steps after that.
+    let cfg = RunConfig::load_with(
+        "smoke",
+        &["train.steps=14".into(), "dyga.enabled=true".into(), "dyga.k0=3".into(), "dyga.min_size=5".into(), "ae.steps=2".into()],
+    )
+    .unwrap();
+    AeTrainer::new(&cfg, Device::Cpu, &run, false).unwrap().run(None).unwrap();
+    let mut t = LdmTrainer::new(&cfg, Device::Cpu, &run, false).unwrap();
+    t.run(None).unwrap();
+    let shift = |s: &dydis_core::train::StepLog| s.extra.iter().find(|(k, _)| k == "shift_mean").unwrap().1;
+    let steps = &t.history().steps;
+    assert!(steps[..12].iter().all(|s| shift(s) == 0.0), "no alignment before the first refit");
+    assert!(steps[12..].iter().all(|s| shift(s) > 0.0), "alignment after it");
+    let a = t.ldm.anchors.as_ref().expect("anchors after epoch 1");
+    assert_eq!(a.units.len(), 4);
+    assert_eq!(a.epoch, 1);
+    assert!(std::fs::read_to_string(run.join("ldm/anchors.jsonl")).unwrap().lines().count() == 1);
+    let ldm = Ldm::load(&run, Device::Cpu).unwrap();
+    let b = ldm.anchors.as_ref().expect("anchors restored from the checkpoint");
+    for (x, y) in a.units.iter().zip(&b.units) {
+        assert_eq!(x.ids, y.ids);
+        assert!(x.mixture.means.equal(&y.mixture.means));
+    }
+    let _ = std::fs::remove_dir_all(&run);
+}
+
+#[test]
+fn a_user_supplied_perceptual_term_enters_the_first_stage_loss() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let run = tmp("perceptual");
+    let cfg = RunConfig::load_with("smoke", &["ae.steps=2".into(), "ae.perceptual_weight=0.5".into()]).unwrap();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut t = AeTrainer::new(&cfg, Device::Cpu, &run, false).unwrap();
+    let c = calls.clone();
+    // A stand-in distance: mean squared error per image (LPIPS would go here).
+    t.perceptual = Some(Box::new(move |x: &Tensor, y: &Tensor| {
+        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (x - y).square().mean_dim([1, 2, 3], false, Kind::Float)
+    }));
+    t.run(None).unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let rec: Vec<f64> = t.history().steps.iter().map(|s| s.extra.iter().find(|(k, _)| k == "rec").unwrap().1).collect();
+    assert!(rec.iter().all(|r| r.is_finite() && *r > 0.0));
+    let _ = std::fs::remove_dir_all(&run);
 }

@@ -2,6 +2,7 @@
 //! stage, latent-unit extractor, conditional U-Net and its EMA copy). The conditioning path is
 //! images → extractor → c → [`Ldm::condition`] (where DyGA alignment plugs in) → c̃ → U-Net cross-attention.
 use crate::diffusion::{l1_loss, Ddim, Schedule};
+use crate::dyga::{align, AlignMode, AlignStats, Anchors};
 use crate::display::{impl_show_via, Table};
 use crate::nn::{param_count, Discriminator, Extractor, FirstStage, FirstStageConfig, UNet, VqAutoencoder};
 use crate::train::checkpoint::Checkpoint;
@@ -43,11 +44,15 @@ pub struct Ldm {
     pub schedule: Schedule,
     /// Latents are multiplied by this before diffusion (1 / std of the first batch with `scale_by_std`).
     pub scale_factor: f64,
+    /// DyGA anchors of the latest refit (None before the first one or with DyGA off).
+    pub anchors: Option<Anchors>,
 }
 
 /// What one training loss evaluation produced.
 pub struct LossParts {
     pub loss: Tensor,
+    /// How much DyGA alignment moved the units (zeros when it did not run).
+    pub align: AlignStats,
     /// The latent units before and after conditioning (alignment).
     pub units: Tensor,
     pub conditioned: Tensor,
@@ -71,7 +76,7 @@ impl Ldm {
             FirstStageConfig::Identity => FirstStage::Identity,
         };
         fs_vs.freeze();
-        Ok(Ldm { config: config.clone(), device, vs, ema_vs, fs_vs, first_stage, extractor, unet, ema_unet, schedule: Schedule::paper(device), scale_factor: 1.0 })
+        Ok(Ldm { config: config.clone(), device, vs, ema_vs, fs_vs, first_stage, extractor, unet, ema_unet, schedule: Schedule::paper(device), scale_factor: 1.0, anchors: None })
     }
 
     /// Load the first stage's weights from an autoencoder checkpoint (or an LDM checkpoint, which carries them).
@@ -128,21 +133,30 @@ impl Ldm {
         Ok(self.extractor.forward_t(&x, train))
     }
 
-    /// The conditioning step c → c̃ (identity here; DyGA alignment replaces it when enabled).
-    pub fn condition(&self, units: &Tensor, _train: bool) -> Tensor {
-        units.shallow_clone()
+    /// The conditioning step c → c̃: DyGA alignment toward the anchors when DyGA is on and anchors exist (in
+    /// training, and at evaluation when `dyga.align_at_eval`), the identity otherwise.
+    pub fn condition(&self, units: &Tensor, train: bool) -> Tensor {
+        self.condition_with_stats(units, train).map(|(c, _)| c).unwrap_or_else(|_| units.shallow_clone())
+    }
+
+    pub fn condition_with_stats(&self, units: &Tensor, train: bool) -> Result<(Tensor, AlignStats)> {
+        let d = &self.config.dyga;
+        match &self.anchors {
+            Some(a) if d.enabled && d.align != AlignMode::Off && (train || d.align_at_eval) => align(units, a, d.align, d.lambda, d.tau, train),
+            _ => Ok((units.shallow_clone(), AlignStats::default())),
+        }
     }
 
     /// The training loss on a batch of images: ε-prediction L1 at uniform random timesteps.
     pub fn loss(&self, images: &Tensor, train: bool) -> Result<LossParts> {
         let z0 = self.encode(images)?;
         let units = self.units(images, train)?;
-        let conditioned = self.condition(&units, train);
+        let (conditioned, align) = self.condition_with_stats(&units, train)?;
         let t = self.schedule.sample_t(z0.size()[0], self.device);
         let noise = z0.randn_like();
         let zt = self.schedule.q_sample(&z0, &t, &noise);
         let pred = self.unet.forward_t(&zt, &t, &conditioned, train);
-        Ok(LossParts { loss: l1_loss(&pred, &noise), units, conditioned })
+        Ok(LossParts { loss: l1_loss(&pred, &noise), align, units, conditioned })
     }
 
     /// The latent shape `[C, H, W]` the U-Net works on.
@@ -165,6 +179,16 @@ impl Ldm {
     pub fn condition_images(&self, images: &Tensor) -> Result<Tensor> {
         let u = tch::no_grad(|| self.units(images, false))?;
         Ok(self.condition(&u, false))
+    }
+
+    /// Raw latent units `[n, N, D]` of images `indices` of a source, in eval mode, in batches (no alignment).
+    pub fn collect_units(&self, source: &dyn crate::data::ImageSource, indices: &[usize], batch: usize) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        for chunk in indices.chunks(batch.max(1)) {
+            let x = source.images(chunk, self.device)?;
+            parts.push(tch::no_grad(|| self.units(&x, false))?.to_device(Device::Cpu));
+        }
+        Ok(Tensor::cat(&parts, 0))
     }
 
     /// Parameter counts per part.

@@ -374,13 +374,24 @@ pub fn fit_units(features: &Tensor, cfg: &DygaConfig, seed: u64, epoch: usize) -
     cfg.validate()?;
     let t0 = Instant::now();
     let (_, n_units, _) = features.size3().map_err(|_| Error::Shape { got: features.size(), expected: "[n, N, D] unit features".into() })?;
-    let feats = features.detach().to_kind(Kind::Double);
+    let feats = features.detach().to_kind(Kind::Float);
     let units: Vec<Tensor> = (0..n_units).map(|i| feats.select(1, i).contiguous()).collect();
     let results: Vec<Result<UnitAnchors>> = if feats.device() == Device::Cpu {
         let threads = tch::get_num_threads().max(1) as usize;
         tch::set_num_threads(1);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::config("dyga", e.to_string()))?;
-        let r = pool.install(|| units.into_par_iter().enumerate().map(|(i, x)| select_anchors(i, &x, cfg, seed)).collect());
+        // libtorch's thread count is per OS thread (OpenMP): each worker runs its unit on one thread.
+        let per_unit = if units.len() >= threads { 1 } else { threads as i32 };
+        let r = pool.install(|| {
+            units
+                .into_par_iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    tch::set_num_threads(per_unit);
+                    select_anchors(i, &x, cfg, seed)
+                })
+                .collect()
+        });
         tch::set_num_threads(threads as i32);
         r
     } else {

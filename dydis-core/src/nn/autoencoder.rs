@@ -1,8 +1,8 @@
 //! The first stage (reference-spec §2): an LDM-style VQ autoencoder (f = 2^(levels-1)), its PatchGAN
 //! discriminator and losses, and an `identity` first stage for pixel-space diffusion.
 //!
-//! LPIPS is not part of the generator loss: its VGG16 weights cannot be obtained offline. `vq_generator_loss`
-//! takes an optional perceptual term so that a user who has weights can add it.
+//! LPIPS is not part of the generator loss: its VGG16 weights cannot be obtained offline. The first-stage trainer
+//! (`train::AeTrainer::perceptual`) takes an optional perceptual term so that a user who has weights can add it.
 use super::{check_groups, conv, group_norm, silu};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};

@@ -56,12 +56,15 @@ pub struct AeTrainConfig {
     pub disc_start: usize,
     pub disc_weight: f64,
     pub codebook_weight: f64,
+    /// Weight of a perceptual term (LPIPS in the paper) when one is supplied to the trainer
+    /// (`AeTrainer::perceptual`); dydis ships none, since LPIPS's VGG weights cannot be obtained offline.
+    pub perceptual_weight: f64,
     pub log_every: usize,
 }
 
 impl Default for AeTrainConfig {
     fn default() -> Self {
-        AeTrainConfig { batch_size: 128, steps: 100_000, lr: 4.5e-6, betas: (0.5, 0.9), disc_start: 0, disc_weight: 0.75, codebook_weight: 1.0, log_every: 50 }
+        AeTrainConfig { batch_size: 128, steps: 100_000, lr: 4.5e-6, betas: (0.5, 0.9), disc_start: 0, disc_weight: 0.75, codebook_weight: 1.0, perceptual_weight: 1.0, log_every: 50 }
     }
 }
 
@@ -132,6 +135,8 @@ pub struct RunConfig {
     pub train: LdmTrainConfig,
     #[serde(default)]
     pub sample: SampleConfig,
+    #[serde(default)]
+    pub dyga: crate::dyga::DygaConfig,
 }
 
 impl RunConfig {
@@ -206,6 +211,7 @@ impl RunConfig {
         if !(a.lr > 0.0 && a.lr.is_finite()) || a.disc_weight < 0.0 || a.codebook_weight < 0.0 {
             return Err(Error::config("ae", "lr must be positive, disc_weight and codebook_weight non-negative"));
         }
+        self.dyga.validate()?;
         if self.sample.ddim_steps == 0 || self.sample.ddim_steps > 1000 {
             return Err(Error::config("sample.ddim_steps", format!("{} is not in 1..=1000", self.sample.ddim_steps)));
         }

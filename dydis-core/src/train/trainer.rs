@@ -241,6 +241,9 @@ fn open_data(config: &RunConfig) -> Result<Arc<dyn ImageSource>> {
 /// adaptively weighted hinge GAN loss from `disc_start`.
 pub struct AeTrainer {
     pub model: Autoencoder,
+    /// A perceptual distance per image pair `(x, x̂) -> [B]` (for example LPIPS with weights you supply), added to
+    /// the L1 reconstruction term with `ae.perceptual_weight`, as taming's loss does.
+    pub perceptual: Option<Box<dyn Fn(&Tensor, &Tensor) -> Tensor + Send>>,
     opt_g: AdamW,
     opt_d: AdamW,
     pub step: usize,
@@ -260,7 +263,7 @@ impl AeTrainer {
         let opt_g = AdamW::new(&model.vs, &["first_stage."], a.lr, a.betas, 0.0);
         let opt_d = AdamW::new(&model.vs, &["disc."], a.lr, a.betas, 0.0);
         let driver = Driver::new(data, a.batch_size, config.seed, device, run_dir.join("ae"), a.log_every, "ae")?;
-        let mut t = AeTrainer { model, opt_g, opt_d, step: 0, driver, elapsed_before: 0.0, config: config.clone() };
+        let mut t = AeTrainer { model, perceptual: None, opt_g, opt_d, step: 0, driver, elapsed_before: 0.0, config: config.clone() };
         if resume {
             if let Some((_, p)) = checkpoint::list(&run_dir.join("ae"))?.pop() {
                 let ck = checkpoint::load(&p)?;
@@ -297,7 +300,10 @@ impl AeTrainer {
         let a = &self.config.ae;
         let m = &self.model;
         let (xrec, qloss) = m.vq.forward(&x);
-        let rec = (&x - &xrec).abs().mean(Kind::Float);
+        let mut rec = (&x - &xrec).abs().mean(Kind::Float);
+        if let Some(p) = &self.perceptual {
+            rec = rec + p(&x, &xrec).mean(Kind::Float) * a.perceptual_weight;
+        }
         let gan_on = self.step >= a.disc_start;
         let (loss, g_val, dw_val) = if gan_on {
             let g = -m.disc.forward_t(&xrec, true).mean(Kind::Float);
@@ -508,17 +514,55 @@ impl LdmTrainer {
         let lv = parts.loss.double_value(&[]);
         check_finite(lv, self.step)?;
         self.step += 1;
+        let spe = self.driver.steps_per_epoch();
+        let d = &self.config.dyga;
+        if d.enabled && self.step % spe == 0 {
+            let epochs_done = self.step / spe;
+            if epochs_done >= d.refit_every && epochs_done % d.refit_every == 0 {
+                self.refit_anchors(epochs_done)?;
+            }
+        }
         let u = parts.units.detach();
         let log = StepLog {
             step: self.step,
             epoch,
             loss: lv,
-            extra: vec![("units_mean".into(), u.mean(Kind::Float).double_value(&[])), ("units_zero_frac".into(), u.eq(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]))],
+            extra: vec![
+                ("units_mean".into(), u.mean(Kind::Float).double_value(&[])),
+                ("units_zero_frac".into(), u.eq(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[])),
+                ("shift_mean".into(), parts.align.shift_mean),
+                ("shift_std".into(), parts.align.shift_std),
+                ("delta_mean".into(), parts.align.delta_mean),
+                ("delta_std".into(), parts.align.delta_std),
+            ],
             data_ms,
             step_ms: t0.elapsed().as_secs_f64() * 1e3 - data_ms,
         };
         self.driver.record(log.clone(), self.total_steps())?;
         Ok(log)
+    }
+
+    /// Refit the DyGA anchors from the extractor's eval-mode features over the dataset (or a seeded subsample).
+    pub fn refit_anchors(&mut self, epoch: usize) -> Result<()> {
+        let t0 = Instant::now();
+        let n = self.driver.data.num_images();
+        let idx: Vec<usize> = match self.config.dyga.collect {
+            Some(m) if m < n => {
+                let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ (epoch as u64 + 17));
+                rand::seq::index::sample(&mut rng, n, m).into_vec()
+            }
+            _ => (0..n).collect(),
+        };
+        let feats = self.ldm.collect_units(self.driver.data.as_ref(), &idx, self.config.train.batch_size.max(64))?;
+        let anchors = crate::dyga::fit_units(&feats, &self.config.dyga, self.config.seed.wrapping_add(epoch as u64), epoch)?;
+        let ks: Vec<usize> = anchors.units.iter().map(|u| u.k()).collect();
+        println!("[dyga] epoch {epoch}: anchors refit on {} features in {:.1} s (collect {:.1} s); K per unit {ks:?}", idx.len(), t0.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64() - anchors.seconds);
+        let line = serde_json::json!({"epoch": epoch, "step": self.step, "features": idx.len(), "seconds": anchors.seconds, "k": ks});
+        let path = self.driver.stage_dir.join("anchors.jsonl");
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        writeln!(f, "{line}").map_err(|e| Error::io(&path, e))?;
+        self.ldm.anchors = Some(anchors.to_device(self.ldm.device));
+        Ok(())
     }
 
     pub fn save(&self) -> Result<PathBuf> {
@@ -532,6 +576,11 @@ impl LdmTrainer {
         let mut tensors = checkpoint::named(&self.ldm.vs, "");
         tensors.extend(checkpoint::named(&self.ldm.ema_vs, "ema."));
         tensors.extend(checkpoint::named(&self.ldm.fs_vs, ""));
+        if let Some(a) = &self.ldm.anchors {
+            let (t, j) = a.to_checkpoint();
+            tensors.extend(t);
+            meta.dyga = j;
+        }
         checkpoint::save(&self.driver.stage_dir, &meta, &tensors, &self.opt.state(""), self.config.train.keep_last)
     }
 
@@ -550,6 +599,8 @@ pub(crate) fn restore_ldm(ldm: &mut Ldm, ck: &checkpoint::Checkpoint) -> Result<
     ck.restore(&ldm.ema_vs, "ema.")?;
     ck.restore(&ldm.fs_vs, "")?;
     ldm.scale_factor = ck.meta.scale_factor;
+    let get = |k: &str| ck.tensors.get(k).map(|t| t.shallow_clone());
+    ldm.anchors = crate::dyga::Anchors::from_checkpoint(&ck.meta.dyga, &get, ldm.device)?;
     Ok(())
 }
 
