@@ -182,7 +182,7 @@ fn a_user_supplied_perceptual_term_enters_the_first_stage_loss() {
     // A stand-in distance: mean squared error per image (LPIPS would go here).
     t.perceptual = Some(Box::new(move |x: &Tensor, y: &Tensor| {
         c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        (x - y).square().mean_dim([1, 2, 3], false, Kind::Float)
+        (x - y).square().mean_dim(&[1i64, 2, 3][..], false, Kind::Float)
     }));
     t.run(None).unwrap();
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
