@@ -20,7 +20,7 @@ pub use error::{Error, Result};
 /// What a notebook or script usually needs, in one import (the `dydis` kernel imports it in every notebook).
 pub mod prelude {
     pub use crate::data::{
-        self, batch, image, sample_grid, traversal, view, BatchIter, DSpritesGrid, DSpritesRenderer, Factor, FactorSampler,
+        self, batch, image, sample_grid, traversal, view, BatchIter, DSpritesGrid, DSpritesRenderer, Factor, FactorSampler, ImageSource,
         FactorSpace, GroundTruth,
     };
     pub use crate::diffusion::{Ddim, Schedule};
