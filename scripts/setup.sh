@@ -56,10 +56,12 @@ fi
 
 # --- system libraries from Debian's packages: HDF5 (for 3dshapes.h5) -----------------------------------------------
 if ! dpkg -s libhdf5-dev >/dev/null 2>&1 && [ ! -f /usr/include/hdf5/serial/hdf5.h ]; then
-  if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else sudo=none; fi
-  [ "$sudo" != none ] || die "the HDF5 library is missing: run 'sudo apt-get install libhdf5-dev' once, then this again"
+  # (the empty array is expanded as "${sudo[@]+"${sudo[@]}"}": plain "${sudo[@]}" of an empty array is an
+  # "unbound variable" under set -u in older bash)
+  if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else sudo=(none); fi
+  [ "${sudo[*]:-}" != none ] || die "the HDF5 library is missing: run 'sudo apt-get install libhdf5-dev' once, then this again"
   say "installing libhdf5-dev (Debian package; needed to read 3dshapes.h5)"
-  "${sudo[@]}" apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq libhdf5-dev >/dev/null \
+  ${sudo[@]+"${sudo[@]}"} apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive ${sudo[@]+"${sudo[@]}"} apt-get install -y -qq libhdf5-dev >/dev/null \
     || die "apt-get install libhdf5-dev failed (see above)"
 fi
 

@@ -9,6 +9,7 @@ pub mod diffusion;
 pub mod dyga;
 pub mod display;
 pub mod error;
+pub mod eval;
 pub mod generate;
 pub mod model;
 pub mod nn;

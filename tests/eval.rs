@@ -1,0 +1,276 @@
+//! Evaluation: every metric on synthetic codes over a factor grid (disentangled > partly mixed > rotated), edge
+//! cases, and the booster against scikit-learn fixtures.
+use dydis_core::data::{Factor, FactorSpace};
+use dydis_core::eval::{self, Codes};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn space() -> FactorSpace {
+    FactorSpace::new(vec![
+        Factor::categorical("a", 4),
+        Factor::categorical("b", 5),
+        Factor::categorical("c", 6),
+        Factor::categorical("d", 3),
+    ])
+    .unwrap()
+}
+
+fn gauss(rng: &mut ChaCha8Rng) -> f64 {
+    // Box-Muller
+    let u: f64 = rng.random_range(1e-12..1.0);
+    let v: f64 = rng.random_range(0.0..1.0);
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
+/// Codes for a grid: one scalar per factor (its class scaled to [-0.5, 0.5], small noise) plus `extra` noise
+/// dims; `mix` in [0, 1] blends the factor dims with their Hadamard mixture (1 = fully entangled: every code dim
+/// carries every factor with equal weight).
+fn synthetic(space: &FactorSpace, extra: usize, mix: f64, seed: u64) -> Codes {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let nf = space.num_factors();
+    assert!(mix == 0.0 || nf == 4, "the mixing matrix is 4 x 4");
+    let h = [[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0]];
+    let d = nf + extra;
+    let mut values = Vec::with_capacity(space.len() * d);
+    for i in 0..space.len() {
+        let cls = space.classes_of(i).unwrap();
+        let f: Vec<f64> = (0..nf).map(|j| if space.factor(j).size() > 1 { cls[j] as f64 / (space.factor(j).size() - 1) as f64 - 0.5 } else { 0.0 }).collect();
+        for j in 0..d {
+            let v = if j >= nf {
+                0.3 * gauss(&mut rng)
+            } else if mix == 0.0 {
+                f[j]
+            } else {
+                (1.0 - mix) * f[j] + mix * (0..4).map(|k| h[j][k] * f[k]).sum::<f64>() / 2.0
+            };
+            // A factor with one value gets an exactly constant code (noise fixed per grid index would identify
+            // the index, and so every other factor, on a small grid).
+            let noise = if j < nf && space.factor(j).size() == 1 { 0.0 } else { 0.01 * gauss(&mut rng) };
+            values.push(v + noise);
+        }
+    }
+    Codes { values, dims: d }
+}
+
+#[test]
+fn mutual_information_matches_hand_computation() {
+    // Perfectly dependent labels: MI = H = ln 2 for a fair binary variable.
+    let a = [0, 1, 0, 1, 0, 1];
+    assert!((eval::metrics::mutual_info(&a, &a) - 2f64.ln()).abs() < 1e-12);
+    // Independent labels: MI = 0.
+    let b = [0, 0, 1, 1, 0, 0];
+    let x = [0, 1, 0, 1, 0, 1];
+    assert!(eval::metrics::mutual_info(&x, &b).abs() < 1e-12);
+    // A skewed case checked with scikit-learn: mutual_info_score([0,0,1,1,1,2],[0,0,1,1,0,0]) = 0.3182570841474064.
+    let p = [0, 0, 1, 1, 1, 2];
+    let q = [0, 0, 1, 1, 0, 0];
+    assert!((eval::metrics::mutual_info(&p, &q) - 0.3182570841474064).abs() < 1e-12);
+}
+
+#[test]
+fn metrics_order_disentangled_mixed_rotated() {
+    let s = space();
+    let codes = [synthetic(&s, 2, 0.0, 1), synthetic(&s, 2, 0.5, 1), synthetic(&s, 2, 1.0, 1)];
+    let fvae: Vec<f64> = codes.iter().map(|c| eval::factor_vae(c, &s, 64, 2000, 1000, 5000, 0).unwrap().eval_accuracy).collect();
+    let mig: Vec<f64> = codes.iter().map(|c| eval::mig(c, &s, 5000, 20, 0).unwrap().score).collect();
+    let modu: Vec<f64> = codes.iter().map(|c| eval::modularity(c, &s, 5000, 20, 0).unwrap().score).collect();
+    eprintln!("factorvae {fvae:?}\nmig {mig:?}\nmodularity {modu:?}");
+    assert!(fvae[0] > 0.99, "disentangled FactorVAE {}", fvae[0]);
+    assert!(mig[0] > 0.9, "disentangled MIG {}", mig[0]);
+    // Modularity averages over every code, the two pure-noise codes included.
+    assert!(modu[0] > 0.8, "disentangled modularity {}", modu[0]);
+    for (name, v) in [("FactorVAE", &fvae), ("MIG", &mig), ("modularity", &modu)] {
+        assert!(v[0] > v[1] && v[1] > v[2], "{name} should order disentangled > mixed > rotated: {v:?}");
+    }
+    assert!(mig[2] < 0.3, "rotated MIG {}", mig[2]);
+}
+
+#[test]
+fn metric_edge_cases() {
+    let s = space();
+    // A constant code: no active dimension → FactorVAE 0, MIG 0, modularity 0.
+    let constant = Codes { values: vec![0.25; s.len() * 3], dims: 3 };
+    assert_eq!(eval::factor_vae(&constant, &s, 64, 100, 100, 500, 0).unwrap().eval_accuracy, 0.0);
+    assert_eq!(eval::mig(&constant, &s, 1000, 20, 0).unwrap().score, 0.0);
+    assert_eq!(eval::modularity(&constant, &s, 1000, 20, 0).unwrap().score, 0.0);
+    // A factor with a single value carries no information: MIG leaves it out, the others still score.
+    let s1 = FactorSpace::new(vec![Factor::categorical("a", 4), Factor::categorical("one", 1), Factor::categorical("c", 6)]).unwrap();
+    let codes = synthetic(&s1, 0, 0.0, 3);
+    let m = eval::mig(&codes, &s1, 3000, 20, 0).unwrap();
+    assert_eq!(m.per_factor.len(), 2);
+    assert!(m.per_factor.iter().all(|p| p.0 != "one"));
+    assert!(m.score > 0.8, "{:?}", m.per_factor);
+    // NaN codes are an error naming them, from a tensor of the wrong length too.
+    let mut t = vec![0.0f32; s.len() * 2];
+    t[7] = f32::NAN;
+    let err = Codes::from_tensor(&tch::Tensor::from_slice(&t).view([-1, 2]), &s).unwrap_err().to_string();
+    assert!(err.contains("NaN"), "{err}");
+    let err = Codes::from_tensor(&tch::Tensor::zeros([5, 2], (tch::Kind::Float, tch::Device::Cpu)), &s).unwrap_err().to_string();
+    assert!(err.contains("one code per grid index"), "{err}");
+}
+
+#[test]
+fn pca_reduces_each_unit_to_its_leading_direction() {
+    // Unit 0 varies along (1, 1)/√2, unit 1 along (1, −1)/√2: PCA recovers the scalar up to sign.
+    let n = 200;
+    let z: Vec<f64> = (0..n).map(|i| (i as f64 - (n - 1) as f64 / 2.0) / n as f64).collect();
+    let mut v = Vec::new();
+    for &zi in &z {
+        v.extend([zi, zi, 2.0 * zi, -2.0 * zi]);
+    }
+    let x = tch::Tensor::from_slice(&v).view([n as i64, 2, 2]);
+    let c = eval::pca_codes(&x).unwrap();
+    assert_eq!(c.size(), vec![n as i64, 2]);
+    let got: Vec<f64> = Vec::try_from(c.select(1, 0).abs()).unwrap();
+    for (g, zi) in got.iter().zip(&z) {
+        assert!((g - zi.abs() * 2f64.sqrt()).abs() < 1e-9);
+    }
+    let got: Vec<f64> = Vec::try_from(c.select(1, 1).abs()).unwrap();
+    for (g, zi) in got.iter().zip(&z) {
+        assert!((g - zi.abs() * 8f64.sqrt()).abs() < 1e-9);
+    }
+}
+
+mod booster {
+    use dydis_core::eval::{Booster, GbtConfig};
+    use serde_json::Value;
+
+    fn fixture() -> Value {
+        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gbt.json")).unwrap()).unwrap()
+    }
+    fn rows(v: &Value) -> (Vec<f64>, usize) {
+        let r: Vec<Vec<f64>> = serde_json::from_value(v.clone()).unwrap();
+        let d = r[0].len();
+        (r.concat(), d)
+    }
+    fn labels(v: &Value) -> Vec<i64> {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+    fn floats(v: &Value) -> Vec<f64> {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    /// Per case: the prior exactly; accuracy, label agreement, probabilities and importances within what
+    /// scikit-learn itself shows across `random_state` 0..9 (exact ties make a draw-for-draw match impossible).
+    #[test]
+    fn agrees_with_scikit_learn_fixtures() {
+        let fx = fixture();
+        for case in fx["cases"].as_array().unwrap() {
+            let name = case["name"].as_str().unwrap();
+            let (x, d) = rows(&case["X_train"]);
+            let y = labels(&case["y_train"]);
+            let (xt, _) = rows(&case["X_test"]);
+            let yt = labels(&case["y_test"]);
+            let b = Booster::fit(&x, d, &y, &GbtConfig::default()).unwrap();
+            // Prior: exact.
+            let init = floats(&case["init_raw_prediction"]);
+            assert_eq!(b.init.len(), init.len(), "{name}");
+            for (a, e) in b.init.iter().zip(&init) {
+                assert!((a - e).abs() < 1e-12, "{name}: init {a} vs {e}");
+            }
+            let spread = &case["random_state_spread"];
+            let accs = floats(&spread["test_accuracy"]);
+            let acc = b.accuracy(&xt, &yt).unwrap();
+            let (lo, hi) = (accs.iter().cloned().fold(1.0, f64::min), accs.iter().cloned().fold(0.0, f64::max));
+            assert!(acc >= lo - 0.03 && acc <= hi + 0.03, "{name}: accuracy {acc} outside scikit-learn's {lo}..{hi} ± 0.03");
+            // Label agreement with sklearn (random_state 0).
+            let pred = b.predict(&xt).unwrap();
+            let sk = labels(&case["predict_test"]);
+            let agree = pred.iter().zip(&sk).filter(|(a, b)| a == b).count() as f64 / sk.len() as f64;
+            let min_agree = floats(&spread["fraction_test_predictions_equal_to_rs0"]).into_iter().fold(1.0, f64::min);
+            assert!(agree >= min_agree - 0.03, "{name}: {agree} of test labels agree with scikit-learn (its own spread: ≥ {min_agree})");
+            // Probabilities: mean |Δp| comparable to sklearn's own spread.
+            let proba = b.predict_proba(&xt).unwrap();
+            let skp: Vec<Vec<f64>> = serde_json::from_value(case["predict_proba_test"].clone()).unwrap();
+            let skp = skp.concat();
+            let mad = proba.iter().zip(&skp).map(|(a, b)| (a - b).abs()).sum::<f64>() / skp.len() as f64;
+            let max_mad = floats(&spread["mean_abs_diff_predict_proba_vs_rs0"]).into_iter().fold(0.0, f64::max);
+            assert!(mad <= 1.5 * max_mad + 0.01, "{name}: mean |Δp| {mad} vs scikit-learn's own spread {max_mad}");
+            // Importances: each within the range over random states (± 0.02); duplicated features by their sum.
+            let imps: Vec<Vec<f64>> = serde_json::from_value(spread["feature_importances"].clone()).unwrap();
+            let ours = &b.feature_importances;
+            assert!((ours.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{name}");
+            let groups: Vec<Vec<usize>> = if name.starts_with("d_") { vec![vec![0], vec![1, 4], vec![2], vec![3], vec![5]] } else { (0..d).map(|f| vec![f]).collect() };
+            for g in groups {
+                let s = |v: &[f64]| g.iter().map(|&f| v[f]).sum::<f64>();
+                let lo = imps.iter().map(|v| s(v)).fold(1.0, f64::min);
+                let hi = imps.iter().map(|v| s(v)).fold(0.0, f64::max);
+                let o = s(ours);
+                assert!(o >= lo - 0.02 && o <= hi + 0.02, "{name}: importance of features {g:?} = {o}, scikit-learn {lo}..{hi}");
+            }
+            if name.starts_with("d_") {
+                assert_eq!(ours[2], 0.0, "a constant feature is never split on");
+            }
+            // The training loss falls and ends where scikit-learn's does (within its tie noise).
+            let ts = floats(&case["train_score_first5_last"]);
+            for s in 1..b.train_loss.len() {
+                assert!(b.train_loss[s] <= b.train_loss[s - 1] + 1e-9, "{name}: loss rose at stage {s}");
+            }
+            assert!((b.train_loss[0] - ts[0]).abs() < 1e-6 * ts[0].max(1.0) || name.starts_with("c_") || name.starts_with("d_"), "{name}: first-stage loss {} vs {}", b.train_loss[0], ts[0]);
+        }
+    }
+
+    /// The first tree of the 4-class case: every node whose best split is unique in scikit-learn's fit is
+    /// reproduced exactly (feature, threshold, counts, impurity, Newton leaf values).
+    #[test]
+    fn first_tree_matches_where_unambiguous() {
+        let fx = fixture();
+        let case = fx["cases"].as_array().unwrap().iter().find(|c| c["name"] == "b_4class").unwrap();
+        let (x, d) = rows(&case["X_train"]);
+        let y = labels(&case["y_train"]);
+        let b = Booster::fit(&x, d, &y, &GbtConfig { n_estimators: 1, ..GbtConfig::default() }).unwrap();
+        let t = &b.stages[0][0];
+        let sk = &case["first_tree_stage0_class0"];
+        let feat = labels(&sk["feature"]);
+        let thr = floats(&sk["threshold"]);
+        let nsamp = labels(&sk["n_node_samples"]);
+        let imp = floats(&sk["impurity"]);
+        let val = floats(&sk["value"]);
+        let ties: Vec<Value> = serde_json::from_value(case["first_tree_stage0_class0_split_ties"].clone()).unwrap();
+        let tied: Vec<usize> = ties.iter().filter(|t| t["n_candidates_at_max_proxy"].as_u64().unwrap() > 1).map(|t| t["node"].as_u64().unwrap() as usize).collect();
+        assert_eq!(tied, vec![2]);
+        assert_eq!(t.nodes.len(), feat.len());
+        // Node 2's subtree (2, 3, 4) depends on the tie; everything else must match.
+        for i in (0..feat.len()).filter(|i| ![2, 3, 4].contains(i)) {
+            let n = &t.nodes[i];
+            assert_eq!(n.n_samples as i64, nsamp[i], "node {i}");
+            assert!((n.impurity - imp[i]).abs() < 1e-12, "node {i} impurity {} vs {}", n.impurity, imp[i]);
+            match n.feature {
+                Some(f) => {
+                    assert_eq!(f as i64, feat[i], "node {i}");
+                    assert_eq!(n.threshold, thr[i], "node {i}");
+                }
+                None => {
+                    assert_eq!(feat[i], -2, "node {i} should be a leaf");
+                    assert!((n.value - val[i]).abs() < 1e-9, "node {i} leaf {} vs {}", n.value, val[i]);
+                }
+            }
+        }
+        // Node 2 chose one of scikit-learn's tied candidates.
+        let cands = ties.iter().find(|t| t["node"] == 2).unwrap()["candidates_at_max_proxy"].as_array().unwrap().clone();
+        let n2 = &t.nodes[2];
+        assert!(cands.iter().any(|c| c["feature"].as_u64().unwrap() as usize == n2.feature.unwrap() && c["threshold"].as_f64().unwrap() == n2.threshold));
+    }
+
+    #[test]
+    fn bad_input_and_degenerate_sets() {
+        let cfg = GbtConfig::default();
+        let err = Booster::fit(&[1.0, f64::NAN, 2.0, 3.0], 2, &[0, 1], &cfg).unwrap_err().to_string();
+        assert!(err.contains("row 0 feature 1"), "{err}");
+        let err = Booster::fit(&[1.0, 2.0, 3.0], 2, &[0], &cfg).unwrap_err().to_string();
+        assert!(err.contains("rows of 2 features"), "{err}");
+        let err = Booster::fit(&[1.0, 2.0], 1, &[0], &cfg).unwrap_err().to_string();
+        assert!(err.contains("1 labels for 2 rows"), "{err}");
+        let err = Booster::fit(&[1.0, 2.0], 1, &[0, 1], &GbtConfig { learning_rate: 0.0, ..cfg.clone() }).unwrap_err().to_string();
+        assert!(err.contains("learning_rate"), "{err}");
+        // One class: always predicts it.
+        let b = Booster::fit(&[1.0, 2.0, 3.0], 1, &[7, 7, 7], &cfg).unwrap();
+        assert_eq!(b.predict(&[0.0, 5.0]).unwrap(), vec![7, 7]);
+        // Separable binary labels are learned, labels keep their own values.
+        let x: Vec<f64> = (0..40).map(|i| i as f64).collect();
+        let y: Vec<i64> = (0..40).map(|i| if i < 20 { -3 } else { 9 }).collect();
+        let b = Booster::fit(&x, 1, &y, &cfg).unwrap();
+        assert_eq!(b.accuracy(&x, &y).unwrap(), 1.0);
+        assert_eq!(b.classes, vec![-3, 9]);
+    }
+}
