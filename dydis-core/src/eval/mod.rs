@@ -5,10 +5,11 @@
 //! Built so far: `Codes` + PCA per unit, MIG, FactorVAE score, Modularity. Sampling is seeded (ChaCha8); it does not
 //! reproduce numpy's random stream, so numbers agree with the Python code in distribution, not draw for draw.
 pub mod gbt;
+pub mod linear;
 pub mod metrics;
 
 pub use gbt::{Booster, GbtConfig};
-pub use metrics::{factor_vae, mig, modularity, FactorVaeResult, MigResult, ModularityResult};
+pub use metrics::*;
 
 use crate::data::FactorSpace;
 use crate::{Error, Result};
