@@ -7,6 +7,7 @@ use kernel_ext::{execute_notebook, KernelStatus, Layout};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod eval_cli;
 mod model_cli;
 use model_cli::{GenArgs, TrainArgs};
 
@@ -112,6 +113,20 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Disentanglement metrics of a checkpoint or a representation file; JSON, Markdown and HTML report.
+    Eval(eval_cli::EvalArgs),
+    /// The downstream sample-efficiency task (boosted trees per factor on 10,000 / 1,000 / 100 samples).
+    Downstream(eval_cli::EvalArgs),
+    /// Evaluation reports side by side, optionally with the paper's numbers for a dataset.
+    EvalCompare {
+        /// report.json files
+        reports: Vec<PathBuf>,
+        /// Add the paper's numbers for shapes3d, mpi3d, cars3d or celeba.
+        #[arg(long)]
+        paper: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The main job on the embedded default data: environment check and walkthrough, report in runs/<name>/.
     Quickstart {
         #[arg(long, default_value = "quickstart")]
@@ -181,6 +196,14 @@ enum BenchWhat {
         #[arg(long)]
         no_reference: bool,
         #[arg(long, default_value = "runs/bench/train-step.json")]
+        out: PathBuf,
+    },
+    /// The metric suite at the paper's sample counts (Shapes3D-sized grid) and the downstream task (MPI3D-sized).
+    Eval {
+        /// A tenth of the sample counts.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value = "runs/bench/eval.json")]
         out: PathBuf,
     },
     /// Dataset rendering, loading and batching throughput.
@@ -265,6 +288,13 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Bench { what: BenchWhat::Anchors { units, features, out } } => model_cli::bench_anchors(units, features, &out),
         Command::Anchors { checkpoint, out } => model_cli::anchors(&checkpoint, out),
+        Command::Eval(args) => eval_cli::eval(&args, cli.device.resolve()?),
+        Command::Downstream(mut args) => {
+            args.metrics = Some(vec!["downstream".into()]);
+            eval_cli::eval(&args, cli.device.resolve()?)
+        }
+        Command::EvalCompare { reports, paper, out } => eval_cli::compare(&reports, paper.as_deref(), out.as_deref()),
+        Command::Bench { what: BenchWhat::Eval { quick, out } } => eval_cli::bench(&out, quick),
         Command::TrainAe(args) => model_cli::train_ae(&args, cli.device.resolve()?),
         Command::Train(args) => model_cli::train_ldm(&args, cli.device.resolve()?),
         Command::Sample { gen, images, n } => model_cli::sample(&gen, &images, n, cli.device.resolve()?),

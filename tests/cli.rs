@@ -220,6 +220,33 @@ fn train_sample_interchange_interpolate_and_resume() {
         let bytes = std::fs::read(run.join(f)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{f}");
     }
+    // Evaluation of the checkpoint: representation over the whole grid, report in three formats.
+    let text = ok(&["eval", r, "--preset", "quick", "--metrics", "factorvae,betavae,dci,mig,sap,modularity,infomec,downstream"]);
+    assert!(text.contains("extracted 96 x [4, 8] unit features") || text.contains("extracted 96 x"), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval/report.json")).unwrap()).unwrap();
+    for k in ["factorvae", "betavae", "dci_disentanglement", "dci_completeness", "mig", "sap", "modularity", "infom", "infoe", "downstream_acc100_over_acc1000"] {
+        let v = report["scores"][k].as_f64().unwrap_or_else(|| panic!("score {k} missing: {report}"));
+        assert!(v.is_finite() && v >= 0.0, "{k} = {v}");
+    }
+    assert_eq!(report["config"]["num_train"], 1000);
+    assert!(std::fs::read_to_string(run.join("eval/report.md")).unwrap().contains("| DCI disentanglement |"));
+    assert!(std::fs::read_to_string(run.join("eval/report.html")).unwrap().contains("<table"));
+    // The saved representation evaluates to the same scores (same codes, same seeds).
+    let npz = run.join("eval/representation.npz");
+    let again = dir.join("again");
+    ok(&["eval", npz.to_str().unwrap(), "--data", "shapes3d-like:2x2x2x2x2x3@16", "--preset", "quick", "--metrics", "factorvae,mig", "--out", again.to_str().unwrap()]);
+    let r2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(again.join("report.json")).unwrap()).unwrap();
+    for k in ["factorvae", "mig"] {
+        assert!((r2["scores"][k].as_f64().unwrap() - report["scores"][k].as_f64().unwrap()).abs() < 1e-9, "{k}");
+    }
+    let text = ok(&["eval-compare", run.join("eval/report.json").to_str().unwrap(), again.join("report.json").to_str().unwrap(), "--paper", "shapes3d"]);
+    assert!(text.contains("DyGA+SD (paper) (Table 1)") && text.contains("1.000±0.000"), "{text}");
+    let bad = dydis().args(["eval", npz.to_str().unwrap()]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--data is needed"));
+    let bad = dydis().args(["eval", r, "--metrics", "fvae"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown metric 'fvae'"));
+    let bad = dydis().args(["eval", npz.to_str().unwrap(), "--data", "dsprites-like:subgrid", "--metrics", "mig"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("one code per grid index"), "{}", String::from_utf8_lossy(&bad.stderr));
     // Errors name what is wrong.
     let bad = dydis().args(["train", "--config", "smoke", "--out", r, "--set", "train.lr=-1"]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("train.lr"));

@@ -2,14 +2,19 @@
 //! metrics with disentanglement_lib's semantics. Every metric takes a ground-truth factor space and a code per grid
 //! index, so it can be checked on synthetic codes first.
 //!
-//! Built so far: `Codes` + PCA per unit, MIG, FactorVAE score, Modularity. Sampling is seeded (ChaCha8); it does not
+//! Sampling is seeded (ChaCha8); it does not
 //! reproduce numpy's random stream, so numbers agree with the Python code in distribution, not draw for draw.
+pub mod downstream;
 pub mod gbt;
 pub mod linear;
 pub mod metrics;
+pub mod report;
+pub mod represent;
 
 pub use gbt::{Booster, GbtConfig};
+pub use downstream::{downstream, DownstreamResult};
 pub use metrics::*;
+pub use report::{compare, evaluate, paper_results, EvalConfig, Report};
 
 use crate::data::FactorSpace;
 use crate::{Error, Result};

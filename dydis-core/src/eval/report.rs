@@ -1,0 +1,293 @@
+//! Evaluation reports: every score of the metric suite with its parameters, seeds and timings, as JSON, Markdown
+//! and HTML; a display for notebooks; several reports (or the paper's numbers) combined into one table.
+use super::downstream::{downstream, DownstreamResult};
+use super::gbt::GbtConfig;
+use super::metrics::*;
+use super::Codes;
+use crate::data::FactorSpace;
+use crate::display::{impl_show_via, write_atomic, Table};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Sample counts and parameters of the suite. `paper()` is the released evaluation's (reference-spec §7.2, §8);
+/// `quick()` divides the counts by ten for CPU checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EvalConfig {
+    pub seed: u64,
+    pub num_train: usize,
+    pub num_test: usize,
+    pub factor_vae_batch: usize,
+    pub factor_vae_variance_samples: usize,
+    pub bins: usize,
+    pub sap_c: f64,
+    pub infomec_neighbors: usize,
+    pub gbt: GbtConfig,
+    /// Metrics to run (names as in [`EvalConfig::ALL`]).
+    pub metrics: Vec<String>,
+    pub downstream_sizes: Vec<usize>,
+}
+
+impl EvalConfig {
+    pub const ALL: [&'static str; 9] = ["factorvae", "betavae", "dci", "mig", "sap", "modularity", "infomec", "downstream", "pca"];
+
+    pub fn paper() -> Self {
+        EvalConfig {
+            seed: 0,
+            num_train: 10_000,
+            num_test: 5_000,
+            factor_vae_batch: 64,
+            factor_vae_variance_samples: 10_000,
+            bins: 20,
+            sap_c: 0.01,
+            infomec_neighbors: 10,
+            gbt: GbtConfig::default(),
+            metrics: Self::ALL[..8].iter().map(|s| s.to_string()).collect(),
+            downstream_sizes: vec![10_000, 1_000, 100],
+        }
+    }
+
+    pub fn quick() -> Self {
+        EvalConfig { num_train: 1_000, num_test: 500, factor_vae_variance_samples: 1_000, downstream_sizes: vec![1_000, 100], ..Self::paper() }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for m in &self.metrics {
+            if !Self::ALL[..8].contains(&m.as_str()) {
+                return Err(Error::config("metrics", format!("unknown metric '{m}' (known: {})", Self::ALL[..8].join(", "))));
+            }
+        }
+        if self.num_train < 2 || self.num_test < 1 || self.factor_vae_batch < 2 || self.bins < 2 {
+            return Err(Error::config("eval", "num_train ≥ 2, num_test ≥ 1, factor_vae_batch ≥ 2 and bins ≥ 2 are needed"));
+        }
+        self.gbt.validate()
+    }
+
+    fn wants(&self, m: &str) -> bool {
+        self.metrics.iter().any(|x| x == m)
+    }
+}
+
+/// One evaluation: scores (flat, by key), the full per-metric results, parameters and timings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// What was evaluated (a checkpoint or a representation file) and on which data.
+    pub source: String,
+    pub dataset: String,
+    pub representation: String,
+    pub config: EvalConfig,
+    pub scores: BTreeMap<String, f64>,
+    pub details: BTreeMap<String, serde_json::Value>,
+    pub seconds: BTreeMap<String, f64>,
+    pub dydis_version: String,
+}
+
+fn json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// Run the configured metrics on codes over a factor grid.
+pub fn evaluate(codes: &Codes, space: &FactorSpace, cfg: &EvalConfig, source: &str, dataset: &str, representation: &str) -> Result<Report> {
+    cfg.validate()?;
+    let mut r = Report {
+        source: source.into(),
+        dataset: dataset.into(),
+        representation: representation.into(),
+        config: cfg.clone(),
+        scores: BTreeMap::new(),
+        details: BTreeMap::new(),
+        seconds: BTreeMap::new(),
+        dydis_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let (n, m, seed) = (cfg.num_train, cfg.num_test, cfg.seed);
+    let timed = |name: &str, r: &mut Report, f: &mut dyn FnMut(&mut Report) -> Result<()>| -> Result<()> {
+        if cfg.wants(name) {
+            let t = Instant::now();
+            f(r)?;
+            r.seconds.insert(name.into(), t.elapsed().as_secs_f64());
+        }
+        Ok(())
+    };
+    timed("factorvae", &mut r, &mut |r| {
+        let x = factor_vae(codes, space, cfg.factor_vae_batch, n, m, cfg.factor_vae_variance_samples, seed)?;
+        r.scores.insert("factorvae".into(), x.eval_accuracy);
+        r.details.insert("factorvae".into(), json(&x));
+        Ok(())
+    })?;
+    timed("betavae", &mut r, &mut |r| {
+        let x = beta_vae(codes, space, cfg.factor_vae_batch, n, m, seed)?;
+        r.scores.insert("betavae".into(), x.eval_accuracy);
+        r.details.insert("betavae".into(), json(&x));
+        Ok(())
+    })?;
+    timed("dci", &mut r, &mut |r| {
+        let x = dci(codes, space, n, m, &cfg.gbt, seed)?;
+        r.scores.insert("dci_disentanglement".into(), x.disentanglement);
+        r.scores.insert("dci_completeness".into(), x.completeness);
+        r.scores.insert("dci_informativeness".into(), x.informativeness_test);
+        r.details.insert("dci".into(), json(&x));
+        Ok(())
+    })?;
+    timed("mig", &mut r, &mut |r| {
+        let x = mig(codes, space, n, cfg.bins, seed)?;
+        r.scores.insert("mig".into(), x.score);
+        r.details.insert("mig".into(), json(&x));
+        Ok(())
+    })?;
+    timed("sap", &mut r, &mut |r| {
+        let x = sap(codes, space, n, m, cfg.sap_c, seed)?;
+        r.scores.insert("sap".into(), x.score);
+        r.details.insert("sap".into(), json(&x));
+        Ok(())
+    })?;
+    timed("modularity", &mut r, &mut |r| {
+        let x = modularity(codes, space, n, m, cfg.bins, seed)?;
+        r.scores.insert("modularity".into(), x.score);
+        r.scores.insert("explicitness".into(), x.explicitness_test);
+        r.details.insert("modularity".into(), json(&x));
+        Ok(())
+    })?;
+    timed("infomec", &mut r, &mut |r| {
+        let x = infomec(codes, space, n, cfg.infomec_neighbors, seed)?;
+        r.scores.insert("infom".into(), x.infom);
+        r.scores.insert("infoc".into(), x.infoc);
+        r.scores.insert("infoe".into(), x.infoe);
+        r.details.insert("infomec".into(), json(&x));
+        Ok(())
+    })?;
+    timed("downstream", &mut r, &mut |r| {
+        let x: DownstreamResult = downstream(codes, space, &cfg.downstream_sizes, m, &cfg.gbt, seed)?;
+        for (size, ratio) in &x.ratios {
+            let base = x.sizes.iter().map(|s| s.num_train).max().unwrap_or(0);
+            r.scores.insert(format!("downstream_acc{size}_over_acc{}", if base == 10_000 { String::new() } else { base.to_string() }), *ratio);
+        }
+        for s in &x.sizes {
+            r.scores.insert(format!("downstream_acc{}", s.num_train), s.mean_test_accuracy);
+        }
+        r.details.insert("downstream".into(), json(&x));
+        Ok(())
+    })?;
+    Ok(r)
+}
+
+/// Display names of score keys, in table order.
+pub const SCORE_NAMES: [(&str, &str); 18] = [
+    ("factorvae", "FactorVAE score"),
+    ("betavae", "β-VAE score"),
+    ("dci_disentanglement", "DCI disentanglement"),
+    ("dci_completeness", "DCI completeness"),
+    ("dci_informativeness", "DCI informativeness (test accuracy)"),
+    ("mig", "MIG"),
+    ("sap", "SAP"),
+    ("modularity", "Modularity"),
+    ("explicitness", "Explicitness (test AUC)"),
+    ("infom", "InfoM"),
+    ("infoc", "InfoC"),
+    ("infoe", "InfoE"),
+    ("downstream_acc1000_over_acc", "Acc₁₀₀₀/Acc"),
+    ("downstream_acc100_over_acc", "Acc₁₀₀/Acc"),
+    ("downstream_acc100_over_acc1000", "Acc₁₀₀/Acc₁₀₀₀"),
+    ("tad", "TAD"),
+    ("tad_attributes", "attributes captured"),
+    ("fid", "FID"),
+];
+
+fn label(key: &str) -> String {
+    SCORE_NAMES.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()).unwrap_or_else(|| key.to_string())
+}
+
+fn ordered_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut keys: Vec<String> = keys.cloned().collect();
+    keys.sort_by_key(|k| (SCORE_NAMES.iter().position(|(n, _)| n == k).unwrap_or(usize::MAX), k.clone()));
+    keys.dedup();
+    keys
+}
+
+impl Report {
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(["metric", "score", "seconds"]).with_title(format!("{} on {} ({})", self.source, self.dataset, self.representation));
+        for k in ordered_keys(self.scores.keys()) {
+            let metric = match k.as_str() {
+                "explicitness" => "modularity",
+                "infom" | "infoc" | "infoe" => "infomec",
+                other => other.split('_').next().unwrap_or(other),
+            };
+            let secs = self.seconds.get(metric).map(|s| format!("{s:.2}")).unwrap_or_default();
+            t.push_row([label(&k), format!("{:.3}", self.scores[&k]), secs]);
+        }
+        t
+    }
+
+    /// Markdown: the scores, then the parameters.
+    pub fn markdown(&self) -> String {
+        let mut s = format!("# Evaluation: {} on {}\n\nRepresentation: {}. dydis {}.\n\n| metric | score |\n|---|---|\n", self.source, self.dataset, self.representation, self.dydis_version);
+        for k in ordered_keys(self.scores.keys()) {
+            s += &format!("| {} | {:.4} |\n", label(&k), self.scores[&k]);
+        }
+        s += &format!("\nParameters: `{}`\n\nSeconds per metric: `{}`\n", serde_json::to_string(&self.config).unwrap_or_default(), serde_json::to_string(&self.seconds).unwrap_or_default());
+        s
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::File { path: path.into(), message: format!("not an evaluation report: {e}") })
+    }
+
+    /// Write `report.json`, `report.md` and `report.html` into `dir` (each atomically).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(self).map_err(|e| Error::config("report", e.to_string()))?.as_bytes())?;
+        write_atomic(&dir.join("report.md"), self.markdown().as_bytes())?;
+        let html = format!("<!doctype html><meta charset=utf-8><title>dydis evaluation</title>{}", crate::display::Show::to_html(&self.table()));
+        write_atomic(&dir.join("report.html"), html.as_bytes())
+    }
+}
+
+impl_show_via!(Report, table);
+
+/// One row of the paper's published numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PaperRow {
+    pub table: String,
+    pub method: String,
+    pub dataset: String,
+    pub metric: String,
+    pub mean: f64,
+    pub std: f64,
+}
+
+/// The paper's numbers (Tables 1, 2, 4, 5, 10), kept as data with their source table.
+pub fn paper_results() -> Vec<PaperRow> {
+    #[derive(Deserialize)]
+    struct File {
+        rows: Vec<PaperRow>,
+    }
+    let f: File = serde_json::from_str(include_str!("paper_results.json")).expect("paper_results.json is valid");
+    f.rows
+}
+
+/// Several reports side by side, one column per report, optionally with the paper's numbers for `dataset`
+/// (`shapes3d`, `mpi3d`, `cars3d`, `celeba`) as extra columns.
+pub fn compare(reports: &[(String, Report)], paper_dataset: Option<&str>) -> Table {
+    let keys = ordered_keys(reports.iter().flat_map(|(_, r)| r.scores.keys()));
+    let paper: Vec<PaperRow> = paper_dataset.map(|d| paper_results().into_iter().filter(|r| r.dataset == d).collect()).unwrap_or_default();
+    let mut methods: Vec<(String, String)> = Vec::new();
+    for r in &paper {
+        let m = (r.table.clone(), r.method.clone());
+        if !methods.contains(&m) && keys.contains(&r.metric) {
+            methods.push(m);
+        }
+    }
+    let mut headers = vec!["metric".to_string()];
+    headers.extend(reports.iter().map(|(n, _)| n.clone()));
+    headers.extend(methods.iter().map(|(t, m)| format!("{m} ({t})")));
+    let mut t = Table::new(headers).with_title("comparison");
+    for k in &keys {
+        let mut row = vec![label(k)];
+        row.extend(reports.iter().map(|(_, r)| r.scores.get(k).map(|v| format!("{v:.3}")).unwrap_or_default()));
+        row.extend(methods.iter().map(|(tb, m)| paper.iter().find(|p| &p.table == tb && &p.method == m && &p.metric == k).map(|p| format!("{:.3}±{:.3}", p.mean, p.std)).unwrap_or_default()));
+        t.push_row(row);
+    }
+    t
+}
