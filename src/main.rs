@@ -117,6 +117,8 @@ enum Command {
     Eval(eval_cli::EvalArgs),
     /// The downstream sample-efficiency task (boosted trees per factor on 10,000 / 1,000 / 100 samples).
     Downstream(eval_cli::EvalArgs),
+    /// FID of representation-conditioned samples against real images (needs a TorchScript Inception-v3).
+    Fid(eval_cli::FidArgs),
     /// Evaluation reports side by side, optionally with the paper's numbers for a dataset.
     EvalCompare {
         /// report.json files
@@ -293,6 +295,7 @@ fn run(cli: Cli) -> Result<i32> {
             args.metrics = Some(vec!["downstream".into()]);
             eval_cli::eval(&args, cli.device.resolve()?)
         }
+        Command::Fid(args) => eval_cli::fid(&args, cli.device.resolve()?),
         Command::EvalCompare { reports, paper, out } => eval_cli::compare(&reports, paper.as_deref(), out.as_deref()),
         Command::Bench { what: BenchWhat::Eval { quick, out } } => eval_cli::bench(&out, quick),
         Command::TrainAe(args) => model_cli::train_ae(&args, cli.device.resolve()?),

