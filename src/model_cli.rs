@@ -339,6 +339,19 @@ pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<
     sample(&gen, &[], 8, device)?;
     interchange(&gen, None, None, 2, true, device)?;
     interpolate(&gen, None, None, 8, device)?;
+    let ea = crate::eval_cli::EvalArgs {
+        input: run_dir.to_path_buf(),
+        data: None,
+        preset: "quick".into(),
+        metrics: None,
+        seed: 0,
+        aligned: false,
+        batch: 256,
+        out: Some(run_dir.join("eval")),
+    };
+    crate::eval_cli::eval(&ea, device)?;
+    let metrics = std::fs::read_to_string(run_dir.join("eval/report.md")).context("reading the evaluation report")?;
+    let metrics = metrics.split_once('\n').map(|x| x.1).unwrap_or(&metrics).to_string();
     let ldm_log = train::History::read(&run_dir.join("ldm/log.jsonl"))?;
     let first = ldm_log.steps.iter().take(50).map(|s| s.loss).sum::<f64>() / ldm_log.steps.len().clamp(1, 50) as f64;
     let last = ldm_log.last_loss(50).unwrap_or(f64::NAN);
@@ -350,7 +363,8 @@ pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<
          ![first stage loss](ae/loss.svg) ![diffusion loss](ldm/loss.svg)\n\n\
          ### Samples conditioned on the latent units of dataset images (top: the images)\n\n![samples](samples.png)\n\n\
          ### Latent interchange (source, target, then the source with unit i from the target)\n\n![interchange](interchange.png)\n\n\
-         ### Interpolation of all units between two images\n\n![interpolation](interpolation.png)\n",
+         ### Interpolation of all units between two images\n\n![interpolation](interpolation.png)\n\n\
+         ### Disentanglement metrics (`dydis eval {dir} --preset quick`; files in eval/)\n{metrics}\n",
         dir = run_dir.display(),
         summary = ldm.summary().to_text(),
     ))

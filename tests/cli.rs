@@ -85,9 +85,10 @@ fn quickstart_writes_a_report() {
         assert!(run.join("data").join(f).exists(), "{f}");
     }
     assert!(report.contains("## Model (`smoke`)") && report.contains("U-Net"), "{report}");
-    for f in ["samples.png", "interchange.png", "interpolation.png", "ae/loss.svg", "ldm/loss.svg", "config.toml"] {
+    for f in ["samples.png", "interchange.png", "interpolation.png", "ae/loss.svg", "ldm/loss.svg", "config.toml", "eval/report.json", "eval/representation.npz"] {
         assert!(run.join(f).exists(), "{f}");
     }
+    assert!(report.contains("### Disentanglement metrics") && report.contains("| FactorVAE score |") && report.contains("| Acc₁₀₀/Acc₁₀₀₀ |"), "{report}");
     std::fs::remove_dir_all(run).unwrap();
     let bad = dydis().args(["quickstart", "--name", "../escape"]).output().unwrap();
     assert!(!bad.status.success());
