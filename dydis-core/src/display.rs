@@ -518,6 +518,63 @@ pub fn line_plot(title: &str, x_label: &str, y_label: &str, series: &[Series]) -
     })
 }
 
+/// Grouped bars: one group per category, one bar per series (e.g. accuracy per factor for several training sizes).
+/// Values must be finite; the y axis starts at 0 (or below the smallest negative value).
+pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(String, Vec<f64>)]) -> Result<Svg> {
+    use plotters::prelude::*;
+    if categories.is_empty() || series.is_empty() {
+        return Err(Error::config("plot", format!("'{title}' has no bars to draw")));
+    }
+    if let Some((name, _)) = series.iter().find(|(_, v)| v.len() != categories.len() || v.iter().any(|x| !x.is_finite())) {
+        return Err(Error::config("plot", format!("series '{name}' of '{title}' needs one finite value per category ({})", categories.len())));
+    }
+    let hi = series.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0f64, f64::max);
+    let lo = series.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0f64, f64::min);
+    let hi = if hi > lo { hi * 1.08 } else { 1.0 };
+    let k = series.len() as f64;
+    let mut text = format!("{title} ({y_label})");
+    for (name, v) in series {
+        text.push_str(&format!("\n  {name}: {}", categories.iter().zip(v).map(|(c, x)| format!("{c} {x:.3}")).collect::<Vec<_>>().join(", ")));
+    }
+    let cats = categories.to_vec();
+    Svg::draw((720, 400), text, move |root| {
+        root.fill(&WHITE)?;
+        let n = cats.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(48)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..n as f64, lo..hi)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n + 1)
+            .x_label_formatter(&|x| {
+                let i = (x - 0.5).round();
+                if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < cats.len() { cats[i as usize].clone() } else { String::new() }
+            })
+            .y_desc(y_label)
+            .draw()?;
+        for (j, (name, v)) in series.iter().enumerate() {
+            let color = PALETTE[j % PALETTE.len()];
+            let w = 0.8 / k;
+            chart
+                .draw_series(v.iter().enumerate().map(|(i, &y)| {
+                    let x0 = i as f64 + 0.1 + j as f64 * w;
+                    Rectangle::new([(x0, 0.0), (x0 + w * 0.95, y)], color.filled())
+                }))?
+                .label(name.clone())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        }
+        if series.len() > 1 {
+            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        }
+        root.present()?;
+        Ok(())
+    })
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 /// Write a file so that it is either absent or complete: write a sibling temporary file, then rename.

@@ -25,10 +25,11 @@ pub mod prelude {
         FactorSpace, GroundTruth,
     };
     pub use crate::diffusion::{Ddim, Schedule};
+    pub use crate::eval::{self, Booster, Codes, EvalConfig, GbtConfig, Report};
     pub use crate::model::{Autoencoder, Ldm};
     pub use crate::train::{AeTrainer, History, LdmTrainer, RunConfig};
     pub use crate::device::{cuda_available, device, seed_everything, set_threads, DeviceSpec, RuntimeInfo};
-    pub use crate::display::{image_grid, line_plot, show, GridOptions, Html, Image, Panel, Series, Show, Svg, Table};
+    pub use crate::display::{bar_chart, image_grid, line_plot, show, GridOptions, Html, Image, Panel, Series, Show, Svg, Table};
     pub use crate::{Error, Result};
     pub use plotters;
     pub use tch::{self, Device, Kind, Tensor};

@@ -84,4 +84,22 @@ impl DownstreamResult {
     }
 }
 
-impl_show_via!(DownstreamResult, table);
+impl DownstreamResult {
+    /// Test accuracy per factor, one bar per training size.
+    pub fn plot(&self) -> Result<crate::display::Svg> {
+        let cats: Vec<String> = self.sizes[0].per_factor.iter().map(|p| p.0.clone()).collect();
+        let series: Vec<(String, Vec<f64>)> = self.sizes.iter().map(|s| (format!("{} samples", s.num_train), s.per_factor.iter().map(|p| p.1).collect())).collect();
+        crate::display::bar_chart("downstream test accuracy per factor", "accuracy", &cats, &series)
+    }
+
+    /// Table and bar chart together (the notebook display).
+    pub fn panel(&self) -> crate::display::Panel {
+        let p = crate::display::Panel::column().push(&self.table());
+        match self.plot() {
+            Ok(svg) => p.push(&svg),
+            Err(_) => p,
+        }
+    }
+}
+
+impl_show_via!(DownstreamResult, panel);
