@@ -5,8 +5,6 @@ use clap::Args;
 use dydis_core::data::{Factor, FactorSpace};
 use dydis_core::display::Show;
 use dydis_core::eval::{self, represent, Codes, EvalConfig, Report};
-use dydis_core::model::Ldm;
-use dydis_core::train::checkpoint;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Tensor};
@@ -48,23 +46,18 @@ fn representation(a: &EvalArgs, device: Device) -> Result<(Tensor, FactorSpace, 
         let out = a.out.clone().unwrap_or_else(|| a.input.with_extension("eval"));
         return Ok((latents, space, spec, a.input.display().to_string(), out));
     }
-    let ck = checkpoint::resolve(&a.input)?;
-    let ldm = Ldm::load(&ck, device)?;
-    let spec = a.data.clone().unwrap_or_else(|| ldm.config.data.clone());
-    let gt = dydis_core::data::open(&spec)?;
-    let space = gt.factors().clone();
-    let images = dydis_core::data::open_images(&spec, ldm.config.model.image_size as usize)?;
-    if images.num_images() != space.len() {
-        bail!("{spec}: {} images but {} factor combinations", images.num_images(), space.len());
+    let m = crate::model_cli::load_model(&a.input, a.data.as_deref(), device)?;
+    let space = dydis_core::data::open(&m.spec)?.factors().clone();
+    if m.ds.num_images() != space.len() {
+        bail!("{}: {} images but {} factor combinations", m.spec, m.ds.num_images(), space.len());
     }
     let idx: Vec<usize> = (0..space.len()).collect();
     let t = Instant::now();
-    let latents = represent::extract(&ldm, images.as_ref(), &idx, a.batch, a.aligned)?;
+    let latents = represent::extract(&m.ldm, m.ds.as_ref(), &idx, a.batch, a.aligned)?;
     eprintln!("extracted {} x {:?} unit features in {:.1} s", space.len(), &latents.size()[1..], t.elapsed().as_secs_f64());
-    let run_dir = ck.parent().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let out = a.out.clone().unwrap_or_else(|| run_dir.join("eval"));
+    let out = a.out.clone().unwrap_or_else(|| m.run_dir.join("eval"));
     represent::save_npz(&out.join("representation.npz"), &latents)?;
-    Ok((latents, space, spec, ck.display().to_string(), out))
+    Ok((latents, space, m.spec, m.checkpoint.display().to_string(), out))
 }
 
 fn config(a: &EvalArgs) -> Result<EvalConfig> {
@@ -81,7 +74,8 @@ fn config(a: &EvalArgs) -> Result<EvalConfig> {
     Ok(cfg)
 }
 
-pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
+/// Evaluate as `dydis eval` does (report written and printed) and return the report.
+pub fn evaluate(a: &EvalArgs, device: Device) -> Result<Report> {
     let cfg = config(a)?;
     let (latents, space, spec, source, out) = representation(a, device)?;
     let codes = Codes::from_tensor(&eval::pca_codes(&latents)?, &space)?;
@@ -94,6 +88,11 @@ pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
         println!("{}", d.to_text());
     }
     println!("wrote {}/report.json, report.md, report.html", out.display());
+    Ok(report)
+}
+
+pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
+    evaluate(a, device)?;
     Ok(0)
 }
 
@@ -194,10 +193,7 @@ pub struct FidArgs {
 pub fn fid(a: &FidArgs, device: Device) -> Result<i32> {
     use rand::{Rng, SeedableRng};
     let net = eval::fid::FeatureNet::load(&a.inception, device)?;
-    let ck = checkpoint::resolve(&a.checkpoint)?;
-    let ldm = Ldm::load(&ck, device)?;
-    let spec = a.data.clone().unwrap_or_else(|| ldm.config.data.clone());
-    let ds = dydis_core::data::open_images(&spec, ldm.config.model.image_size as usize)?;
+    let crate::model_cli::Model { ldm, spec, ds, .. } = crate::model_cli::load_model(&a.checkpoint, a.data.as_deref(), device)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let n = ds.num_images();
     let cond_idx: Vec<usize> = (0..a.samples).map(|_| rng.random_range(0..n)).collect();

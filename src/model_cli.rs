@@ -125,6 +125,27 @@ pub struct GenArgs {
     pub out: Option<PathBuf>,
 }
 
+/// A trained model with the images it reads: its dataset or the one asked for.
+pub struct Model {
+    pub ldm: Ldm,
+    pub spec: String,
+    pub ds: Arc<dyn dydis_core::data::ImageSource>,
+    pub checkpoint: PathBuf,
+    /// The run folder (checkpoint = <run>/<stage>/<step>/).
+    pub run_dir: PathBuf,
+}
+
+/// Load a run folder or checkpoint and open its dataset (or `data`) at the model's image size.
+pub fn load_model(checkpoint_arg: &Path, data: Option<&str>, device: Device) -> Result<Model> {
+    let ck = checkpoint::resolve(checkpoint_arg)?;
+    let ldm = Ldm::load(&ck, device)?;
+    let spec = data.map(str::to_string).unwrap_or_else(|| ldm.config.data.clone());
+    let ds = dydis_core::data::open_images(&spec, ldm.config.model.image_size as usize)?;
+    // step folder -> stage folder -> run folder
+    let run_dir = ck.parent().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    Ok(Model { ldm, spec, ds, checkpoint: ck, run_dir })
+}
+
 struct Loaded {
     ldm: Ldm,
     ds: Arc<dyn dydis_core::data::ImageSource>,
@@ -133,17 +154,11 @@ struct Loaded {
 }
 
 fn load_for_generation(a: &GenArgs, device: Device) -> Result<Loaded> {
-    let ck = checkpoint::resolve(&a.checkpoint)?;
-    let ldm = Ldm::load(&ck, device)?;
-    let spec = a.data.clone().unwrap_or_else(|| ldm.config.data.clone());
-    let ds = dydis_core::data::open_images(&spec, ldm.config.model.image_size as usize)?;
-    let s = &ldm.config.sample;
+    let m = load_model(&a.checkpoint, a.data.as_deref(), device)?;
+    let s = &m.ldm.config.sample;
     let ddim = Ddim { steps: a.ddim_steps.unwrap_or(s.ddim_steps), eta: a.eta.unwrap_or(s.eta) };
-    // step folder -> stage folder -> run folder
-    let run_dir = ck.parent().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    Ok(Loaded { ldm, ds, ddim, run_dir })
+    Ok(Loaded { ldm: m.ldm, ds: m.ds, ddim, run_dir: m.run_dir })
 }
-
 
 fn save(img: &dydis_core::display::Image, out: &Option<PathBuf>, default: PathBuf) -> Result<()> {
     let path = out.clone().unwrap_or(default);
@@ -349,8 +364,8 @@ pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<
         batch: 256,
         out: Some(run_dir.join("eval")),
     };
-    crate::eval_cli::eval(&ea, device)?;
-    let metrics = std::fs::read_to_string(run_dir.join("eval/report.md")).context("reading the evaluation report")?;
+    let report = crate::eval_cli::evaluate(&ea, device)?;
+    let metrics = report.markdown();
     let metrics = metrics.split_once('\n').map(|x| x.1).unwrap_or(&metrics).to_string();
     let ldm_log = train::History::read(&run_dir.join("ldm/log.jsonl"))?;
     let first = ldm_log.steps.iter().take(50).map(|s| s.loss).sum::<f64>() / ldm_log.steps.len().clamp(1, 50) as f64;

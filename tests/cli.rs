@@ -240,6 +240,13 @@ fn train_sample_interchange_interpolate_and_resume() {
     for k in ["factorvae", "mig"] {
         assert!((r2["scores"][k].as_f64().unwrap() - report["scores"][k].as_f64().unwrap()).abs() < 1e-9, "{k}");
     }
+    // Aligned units: this model has no anchors, so alignment is the identity and the scores stay the same.
+    let aligned = dir.join("aligned");
+    ok(&["eval", r, "--aligned", "--batch", "7", "--preset", "quick", "--metrics", "factorvae,mig", "--out", aligned.to_str().unwrap()]);
+    let r3: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(aligned.join("report.json")).unwrap()).unwrap();
+    for k in ["factorvae", "mig"] {
+        assert!((r3["scores"][k].as_f64().unwrap() - report["scores"][k].as_f64().unwrap()).abs() < 1e-9, "{k}");
+    }
     let text = ok(&["eval-compare", run.join("eval/report.json").to_str().unwrap(), again.join("report.json").to_str().unwrap(), "--paper", "shapes3d"]);
     assert!(text.contains("DyGA+SD (paper) (Table 1)") && text.contains("1.000±0.000"), "{text}");
     let bad = dydis().args(["eval", npz.to_str().unwrap()]).output().unwrap();

@@ -1,13 +1,12 @@
 //! The downstream sample-efficiency task (paper Table 5, reference-spec §8): per factor, a boosted-trees
 //! classifier from the 20-scalar representation, trained on 10,000, 1,000 and 100 samples and tested on 5,000 fresh
 //! samples each; the ratios Acc₁₀₀₀/Acc and Acc₁₀₀/Acc against the largest size.
-use super::gbt::{Booster, GbtConfig};
-use super::metrics::{labels, rows, sample};
+use super::gbt::GbtConfig;
+use super::metrics::{boosters, labels, rows, sample};
 use super::Codes;
 use crate::data::{FactorSampler, FactorSpace};
 use crate::display::{impl_show_via, Table};
 use crate::{Error, Result};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,13 +41,7 @@ pub fn downstream(codes: &Codes, space: &FactorSpace, sizes: &[usize], num_test:
         let (c, f) = sample(codes, space, n, &mut s)?;
         let (ct, ft) = sample(codes, space, num_test, &mut s)?;
         let (x, xt) = (rows(&c), rows(&ct));
-        let acc: Vec<f64> = (0..space.num_factors())
-            .into_par_iter()
-            .map(|k| -> Result<f64> {
-                let cfg = GbtConfig { seed: gbt.seed.wrapping_add(k as u64), ..gbt.clone() };
-                Booster::fit(&x, codes.dims, &labels(&f[k]), &cfg)?.accuracy(&xt, &labels(&ft[k]))
-            })
-            .collect::<Result<_>>()?;
+        let acc: Vec<f64> = boosters(&x, codes.dims, &f, gbt)?.iter().zip(&ft).map(|(b, fk)| b.accuracy(&xt, &labels(fk))).collect::<Result<_>>()?;
         let mean = acc.iter().sum::<f64>() / acc.len() as f64;
         out.push(SizeResult {
             num_train: n,

@@ -18,6 +18,7 @@
 //!
 //! Trees are grown level by level over features sorted once per fit (O(n·F) per level); the trees of one stage are
 //! fitted in parallel.
+use super::{argmax, sigmoid, softmax_rows, sorted_classes};
 use crate::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -119,15 +120,20 @@ pub struct Booster {
     pub feature_importances: Vec<f64>,
 }
 
-/// Training rows as f32 columns, checked.
-fn columns(x: &[f64], n_features: usize, what: &str) -> Result<(usize, Vec<Vec<f32>>)> {
+/// Checks that `x` holds whole rows of `n_features` finite values; returns the number of rows.
+fn checked_rows(x: &[f64], n_features: usize, what: &str) -> Result<usize> {
     if n_features == 0 || x.len() % n_features != 0 {
         return Err(Error::config(what, format!("{} values do not form rows of {n_features} features", x.len())));
     }
-    let n = x.len() / n_features;
     if let Some(p) = x.iter().position(|v| !v.is_finite()) {
         return Err(Error::config(what, format!("row {} feature {} is {} (features must be finite)", p / n_features, p % n_features, x[p])));
     }
+    Ok(x.len() / n_features)
+}
+
+/// Training rows as f32 columns, checked.
+fn columns(x: &[f64], n_features: usize, what: &str) -> Result<(usize, Vec<Vec<f32>>)> {
+    let n = checked_rows(x, n_features, what)?;
     let cols = (0..n_features).map(|f| (0..n).map(|i| x[i * n_features + f] as f32).collect()).collect();
     Ok((n, cols))
 }
@@ -287,23 +293,6 @@ impl Grower<'_> {
     }
 }
 
-fn softmax_rows(raw: &[f64], k: usize) -> Vec<f64> {
-    let mut p = raw.to_vec();
-    for row in p.chunks_mut(k) {
-        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let s: f64 = row.iter_mut().map(|v| {
-            *v = (*v - m).exp();
-            *v
-        }).sum();
-        row.iter_mut().for_each(|v| *v /= s);
-    }
-    p
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 impl Booster {
     /// Fit on `x` (row-major, `n_features` per row) and integer labels `y`. A training set with one class gives a
     /// booster that always predicts it (scikit-learn refuses such a set; the downstream task can meet one with
@@ -317,9 +306,7 @@ impl Booster {
         if y.len() != n {
             return Err(Error::config("gbt labels", format!("{} labels for {n} rows", y.len())));
         }
-        let mut classes: Vec<i64> = y.to_vec();
-        classes.sort_unstable();
-        classes.dedup();
+        let classes = sorted_classes(y);
         let nc = classes.len();
         let yi: Vec<usize> = y.iter().map(|v| classes.binary_search(v).unwrap()).collect();
         if nc == 1 {
@@ -336,7 +323,7 @@ impl Booster {
             let mean = prior.iter().map(|p| p.ln()).sum::<f64>() / nc as f64;
             prior.iter().map(|p| p.ln() - mean).collect()
         };
-        let mut sorted: Vec<Vec<u32>> = cols
+        let sorted: Vec<Vec<u32>> = cols
             .iter()
             .map(|c| {
                 let mut idx: Vec<u32> = (0..n as u32).collect();
@@ -344,7 +331,6 @@ impl Booster {
                 idx
             })
             .collect();
-        sorted.shrink_to_fit();
         let grower = Grower { cols: &cols, sorted: &sorted, max_depth: cfg.max_depth };
         let mut raw: Vec<f64> = (0..n).flat_map(|_| init.iter().copied()).collect();
         let mut stages = Vec::with_capacity(cfg.n_estimators);
@@ -427,17 +413,17 @@ impl Booster {
 
     /// Raw predictions after `stages` stages (all when `None`), row-major `[n, outputs]`.
     pub fn decision_function(&self, x: &[f64], stages: Option<usize>) -> Result<Vec<f64>> {
-        let (n, cols) = columns(x, self.n_features, "gbt features")?;
+        checked_rows(x, self.n_features, "gbt features")?;
         let k = self.outputs();
         let upto = stages.unwrap_or(self.stages.len()).min(self.stages.len());
-        let rows: Vec<Vec<f32>> = (0..n).map(|i| cols.iter().map(|c| c[i]).collect()).collect();
-        Ok(rows
-            .par_iter()
+        Ok(x
+            .par_chunks(self.n_features)
             .flat_map_iter(|row| {
+                let row: Vec<f32> = row.iter().map(|v| *v as f32).collect();
                 let mut out = self.init.clone();
                 for stage in &self.stages[..upto] {
                     for (c, t) in stage.iter().enumerate() {
-                        out[c] += self.learning_rate * t.predict(row);
+                        out[c] += self.learning_rate * t.predict(&row);
                     }
                 }
                 debug_assert_eq!(out.len(), k);
@@ -450,7 +436,7 @@ impl Booster {
     pub fn predict_proba(&self, x: &[f64]) -> Result<Vec<f64>> {
         let nc = self.classes.len();
         if nc == 1 {
-            let n = columns(x, self.n_features, "gbt features")?.0;
+            let n = checked_rows(x, self.n_features, "gbt features")?;
             return Ok(vec![1.0; n]);
         }
         let raw = self.decision_function(x, None)?;
@@ -461,24 +447,14 @@ impl Booster {
     pub fn predict(&self, x: &[f64]) -> Result<Vec<i64>> {
         let nc = self.classes.len();
         if nc == 1 {
-            let n = columns(x, self.n_features, "gbt features")?.0;
+            let n = checked_rows(x, self.n_features, "gbt features")?;
             return Ok(vec![self.classes[0]; n]);
         }
         let raw = self.decision_function(x, None)?;
         Ok(if nc == 2 {
             raw.iter().map(|&f| self.classes[(f >= 0.0) as usize]).collect()
         } else {
-            raw.chunks(nc)
-                .map(|row| {
-                    let mut b = 0;
-                    for (j, v) in row.iter().enumerate() {
-                        if *v > row[b] {
-                            b = j;
-                        }
-                    }
-                    self.classes[b]
-                })
-                .collect()
+            raw.chunks(nc).map(|row| self.classes[argmax(row)]).collect()
         })
     }
 

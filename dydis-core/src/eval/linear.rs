@@ -5,6 +5,7 @@
 //! scipy's L-BFGS-B; the SVM is solved to convergence with Newton steps on its two variables, the logistic
 //! regression with L-BFGS under scikit-learn's limits (100 iterations, gradient tolerance 1e-4), which is what its
 //! numbers mean.
+use super::{argmax, sigmoid, softmax_rows, sorted_classes};
 use crate::{Error, Result};
 
 /// scikit-learn `LinearSVC(C, class_weight="balanced", dual="auto")` on a single feature: squared hinge loss,
@@ -72,9 +73,7 @@ impl LinearSvc1d {
         if x.len() != y.len() || x.is_empty() {
             return Err(Error::config("svm", format!("{} values for {} labels", x.len(), y.len())));
         }
-        let mut classes: Vec<i64> = y.to_vec();
-        classes.sort_unstable();
-        classes.dedup();
+        let classes = sorted_classes(y);
         let k = classes.len();
         if k < 2 {
             return Ok(LinearSvc1d { classes, coef: vec![] });
@@ -101,14 +100,8 @@ impl LinearSvc1d {
             0 => self.classes[0],
             1 => self.classes[(self.coef[0].0 * x + self.coef[0].1 > 0.0) as usize],
             _ => {
-                let mut best = 0;
-                let score = |j: usize| self.coef[j].0 * x + self.coef[j].1;
-                for j in 1..self.coef.len() {
-                    if score(j) > score(best) {
-                        best = j;
-                    }
-                }
-                self.classes[best]
+                let scores: Vec<f64> = self.coef.iter().map(|(w, b)| w * x + b).collect();
+                self.classes[argmax(&scores)]
             }
         }
     }
@@ -133,9 +126,7 @@ pub struct LogReg {
 
 /// `n / (K · n_{y_i})` per sample.
 pub fn balanced_weights(y: &[i64]) -> Vec<f64> {
-    let mut classes: Vec<i64> = y.to_vec();
-    classes.sort_unstable();
-    classes.dedup();
+    let classes = sorted_classes(y);
     let counts: Vec<usize> = classes.iter().map(|c| y.iter().filter(|v| *v == c).count()).collect();
     let (n, k) = (y.len() as f64, classes.len() as f64);
     y.iter().map(|v| n / (k * counts[classes.binary_search(v).unwrap()] as f64)).collect()
@@ -168,7 +159,7 @@ impl LrProblem<'_> {
                 let y = (self.yi[i] == 1) as u8 as f64;
                 let zz = z[0];
                 loss += si * (if zz > 0.0 { zz + (-zz).exp().ln_1p() } else { zz.exp().ln_1p() } - y * zz);
-                let r = si * (1.0 / (1.0 + (-zz).exp()) - y);
+                let r = si * (sigmoid(zz) - y);
                 let go = &mut g[..d + 1];
                 row.iter().zip(go.iter_mut()).for_each(|(a, gv)| *gv += r * a);
                 go[d] += r;
@@ -277,9 +268,7 @@ impl LogReg {
         if let Some(p) = x.iter().position(|v| !v.is_finite()) {
             return Err(Error::config("logistic regression", format!("row {} feature {} is not finite", p / dims, p % dims)));
         }
-        let mut classes: Vec<i64> = y.to_vec();
-        classes.sort_unstable();
-        classes.dedup();
+        let classes = sorted_classes(y);
         if classes.len() < 2 {
             return Ok(LogReg { classes, dims, coef: vec![], iterations: 0, converged: true });
         }
@@ -305,41 +294,25 @@ impl LogReg {
             return vec![1.0; x.len() / d];
         }
         let outputs = if k == 2 { 1 } else { k };
-        let mut out = Vec::with_capacity(x.len() / d * k);
-        for row in x.chunks(d) {
-            let z: Vec<f64> = (0..outputs)
-                .map(|o| {
+        let raw: Vec<f64> = x
+            .chunks(d)
+            .flat_map(|row| {
+                (0..outputs).map(move |o| {
                     let wo = &self.coef[o * (d + 1)..(o + 1) * (d + 1)];
                     wo[d] + row.iter().zip(wo).map(|(a, b)| a * b).sum::<f64>()
                 })
-                .collect();
-            if k == 2 {
-                let p = 1.0 / (1.0 + (-z[0]).exp());
-                out.extend([1.0 - p, p]);
-            } else {
-                let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
-                let s: f64 = e.iter().sum();
-                out.extend(e.iter().map(|v| v / s));
-            }
+            })
+            .collect();
+        if k == 2 {
+            raw.iter().flat_map(|&z| [1.0 - sigmoid(z), sigmoid(z)]).collect()
+        } else {
+            softmax_rows(&raw, k)
         }
-        out
     }
 
     pub fn predict(&self, x: &[f64]) -> Vec<i64> {
         let k = self.classes.len();
-        self.predict_proba(x)
-            .chunks(k)
-            .map(|p| {
-                let mut b = 0;
-                for j in 1..k {
-                    if p[j] > p[b] {
-                        b = j;
-                    }
-                }
-                self.classes[b]
-            })
-            .collect()
+        self.predict_proba(x).chunks(k).map(|p| self.classes[argmax(p)]).collect()
     }
 
     pub fn accuracy(&self, x: &[f64], y: &[i64]) -> f64 {

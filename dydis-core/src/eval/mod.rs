@@ -18,6 +18,43 @@ pub use metrics::*;
 pub use report::{compare, evaluate, paper_results, EvalConfig, Report};
 
 use crate::data::FactorSpace;
+
+/// The distinct labels of `y`, sorted (the class order of every classifier here, as scikit-learn's `classes_`).
+pub(crate) fn sorted_classes(y: &[i64]) -> Vec<i64> {
+    let mut c = y.to_vec();
+    c.sort_unstable();
+    c.dedup();
+    c
+}
+
+/// Index of the first largest value (ties go to the lowest index, as numpy's `argmax`).
+pub(crate) fn argmax(v: &[f64]) -> usize {
+    let mut b = 0;
+    for (j, x) in v.iter().enumerate() {
+        if *x > v[b] {
+            b = j;
+        }
+    }
+    b
+}
+
+pub(crate) fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Row-wise softmax of row-major `[n, k]` scores.
+pub(crate) fn softmax_rows(raw: &[f64], k: usize) -> Vec<f64> {
+    let mut p = raw.to_vec();
+    for row in p.chunks_mut(k) {
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = row.iter_mut().map(|v| {
+            *v = (*v - m).exp();
+            *v
+        }).sum();
+        row.iter_mut().for_each(|v| *v /= s);
+    }
+    p
+}
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
 

@@ -12,15 +12,18 @@ use tch::{Device, Kind, Tensor};
 /// Unit features of images `indices` (eval mode). `aligned`: pass them through the model's conditioning step
 /// (DyGA alignment toward the anchors, as the released evaluation does) instead of the raw extractor output.
 pub fn extract(ldm: &Ldm, source: &dyn ImageSource, indices: &[usize], batch: usize, aligned: bool) -> Result<Tensor> {
-    let mut parts = Vec::new();
-    for chunk in indices.chunks(batch.max(1)) {
-        let u = ldm.collect_units(source, chunk, chunk.len())?;
-        let u = if aligned { tch::no_grad(|| ldm.condition_with_stats(&u.to_device(ldm.device), false))?.0.to_device(Device::Cpu) } else { u };
-        parts.push(u);
-    }
-    if parts.is_empty() {
+    if indices.is_empty() {
         return Err(Error::config("representation", "no images to extract"));
     }
+    let units = ldm.collect_units(source, indices, batch)?;
+    if !aligned {
+        return Ok(units);
+    }
+    let parts: Vec<Tensor> = units
+        .split(batch.max(1) as i64, 0)
+        .iter()
+        .map(|u| Ok(tch::no_grad(|| ldm.condition_with_stats(&u.to_device(ldm.device), false))?.0.to_device(Device::Cpu)))
+        .collect::<Result<_>>()?;
     Ok(Tensor::cat(&parts, 0))
 }
 

@@ -1,10 +1,9 @@
 //! DCI (Eastwood & Williams 2018) with gradient-boosted trees: disentanglement, completeness, informativeness.
-use super::{labels, rows, sample};
+use super::{boosters, labels, rows, sample};
 use crate::data::{FactorSampler, FactorSpace};
-use crate::eval::gbt::{Booster, GbtConfig};
+use crate::eval::gbt::GbtConfig;
 use crate::eval::Codes;
 use crate::Result;
-use rayon::prelude::*;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,13 +49,10 @@ pub fn dci(codes: &Codes, space: &FactorSpace, num_train: usize, num_test: usize
     let (c, f) = sample(codes, space, num_train, &mut s)?;
     let (ct, ft) = sample(codes, space, num_test, &mut s)?;
     let (xtr, xte) = (rows(&c), rows(&ct));
-    let fits: Vec<(Vec<f64>, f64, f64)> = (0..space.num_factors())
-        .into_par_iter()
-        .map(|k| -> Result<_> {
-            let cfg = GbtConfig { seed: gbt.seed.wrapping_add(k as u64), ..gbt.clone() };
-            let b = Booster::fit(&xtr, codes.dims, &labels(&f[k]), &cfg)?;
-            Ok((b.feature_importances.iter().map(|v| v.abs()).collect(), b.accuracy(&xtr, &labels(&f[k]))?, b.accuracy(&xte, &labels(&ft[k]))?))
-        })
+    let fits: Vec<(Vec<f64>, f64, f64)> = boosters(&xtr, codes.dims, &f, gbt)?
+        .iter()
+        .enumerate()
+        .map(|(k, b)| Ok((b.feature_importances.iter().map(|v| v.abs()).collect(), b.accuracy(&xtr, &labels(&f[k]))?, b.accuracy(&xte, &labels(&ft[k]))?)))
         .collect::<Result<_>>()?;
     let importance: Vec<Vec<f64>> = (0..codes.dims).map(|j| fits.iter().map(|x| x.0[j]).collect()).collect();
     let (disentanglement, completeness) = dci_scores(&importance);

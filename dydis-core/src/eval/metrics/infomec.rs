@@ -1,7 +1,7 @@
 //! InfoMEC (Hsu et al. 2023, as in the paper's evaluation): normalised mutual information between each source and
 //! each latent with the k-NN estimator of scikit-learn's `mutual_info_classif`; InfoM (modularity), InfoC
 //! (compactness) over the active latents, InfoE (explicitness) from an unpenalised multinomial logistic regression.
-use super::{digamma, entropy, mean_std, rows, sample};
+use super::{digamma, entropy, labels, mean_std, rows, sample};
 use crate::data::{FactorSampler, FactorSpace};
 use crate::eval::linear::{balanced_weights, LogReg};
 use crate::eval::Codes;
@@ -89,13 +89,13 @@ pub fn infomec(codes: &Codes, space: &FactorSpace, num: usize, n_neighbors: usiz
     let mut s = FactorSampler::new(seed);
     let (c, f) = sample(codes, space, num, &mut s)?;
     let l = codes.dims;
-    // Standardise each latent, then mutual_info_classif's own scaling (by the std, no centring) and jitter.
+    // Standardise each latent (also InfoE's input), then mutual_info_classif's own scaling (by the std, no
+    // centring) and jitter.
+    let xs: Vec<Vec<f64>> = c.iter().map(|x| { let (m, sd) = mean_std(x); x.iter().map(|v| (v - m) / sd).collect() }).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1f0_3ec);
-    let z: Vec<Vec<f64>> = c
+    let z: Vec<Vec<f64>> = xs
         .iter()
-        .map(|x| {
-            let (m, sd) = mean_std(x);
-            let z: Vec<f64> = x.iter().map(|v| (v - m) / sd).collect();
+        .map(|z| {
             let sd2 = (z.iter().map(|v| v * v).sum::<f64>() / z.len() as f64).sqrt();
             let sd2 = if sd2 < 10.0 * f64::EPSILON { 1.0 } else { sd2 };
             let scale = (z.iter().map(|v| (v / sd2).abs()).sum::<f64>() / z.len() as f64).max(1.0);
@@ -107,14 +107,9 @@ pub fn infomec(codes: &Codes, space: &FactorSpace, num: usize, n_neighbors: usiz
                 .collect()
         })
         .collect();
-    let sources: Vec<usize> = (0..f.len()).filter(|&i| entropy(&f[i]) > 0.0).collect();
-    let nmi: Vec<Vec<f64>> = sources
-        .par_iter()
-        .map(|&i| {
-            let h = entropy(&f[i]);
-            (0..l).map(|j| mi_knn(&z[j], &f[i], n_neighbors) / h).collect()
-        })
-        .collect();
+    let h: Vec<f64> = f.iter().map(|fi| entropy(fi)).collect();
+    let sources: Vec<usize> = (0..f.len()).filter(|&i| h[i] > 0.0).collect();
+    let nmi: Vec<Vec<f64>> = sources.par_iter().map(|&i| (0..l).map(|j| mi_knn(&z[j], &f[i], n_neighbors) / h[i]).collect()).collect();
     let iqr: Vec<f64> = c
         .iter()
         .map(|x| {
@@ -151,12 +146,11 @@ pub fn infomec(codes: &Codes, space: &FactorSpace, num: usize, n_neighbors: usiz
         (infom, if a > 1.0 { (cr - 1.0 / a) / (1.0 - 1.0 / a) } else { cr })
     };
     // InfoE: unpenalised, class-balanced multinomial logistic regression on all standardised latents.
-    let xs: Vec<Vec<f64>> = c.iter().map(|x| { let (m, sd) = mean_std(x); x.iter().map(|v| (v - m) / sd).collect() }).collect();
     let x = rows(&xs);
     let es: Vec<f64> = sources
         .par_iter()
         .map(|&i| -> Result<f64> {
-            let y: Vec<i64> = f[i].iter().map(|&v| v as i64).collect();
+            let y = labels(&f[i]);
             let w = balanced_weights(&y);
             let model = LogReg::fit(&x, l, &y, None, Some(&w), 100, 1e-4)?;
             let k = (model.classes.len() as f64).ln();

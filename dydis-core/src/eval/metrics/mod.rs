@@ -18,6 +18,7 @@ pub use mig::{mig, MigResult};
 pub use modularity::{modularity, ModularityResult};
 pub use sap::{sap, SapResult};
 pub use tad::{tad, TadResult};
+use super::gbt::{Booster, GbtConfig};
 use super::Codes;
 use crate::data::{FactorSampler, FactorSpace};
 use crate::Result;
@@ -89,6 +90,17 @@ pub(crate) fn rows(c: &[Vec<f64>]) -> Vec<f64> {
 
 pub(crate) fn labels(f: &[usize]) -> Vec<i64> {
     f.iter().map(|&v| v as i64).collect()
+}
+
+/// One booster per factor on row-major `x` (`dims` per row), fitted in parallel; factor k's tie-breaking seed is
+/// `gbt.seed + k` (DCI and the downstream task).
+pub(crate) fn boosters(x: &[f64], dims: usize, factors: &[Vec<usize>], gbt: &GbtConfig) -> Result<Vec<Booster>> {
+    use rayon::prelude::*;
+    factors
+        .par_iter()
+        .enumerate()
+        .map(|(k, f)| Booster::fit(x, dims, &labels(f), &GbtConfig { seed: gbt.seed.wrapping_add(k as u64), ..gbt.clone() }))
+        .collect()
 }
 
 /// Mean and population standard deviation; a constant column gets scale 1 (scikit-learn's `StandardScaler`).

@@ -1,5 +1,5 @@
 //! Modularity (Ridgeway & Mozer 2018) and Explicitness.
-use super::{mean_std, mi_matrix, rows, sample};
+use super::{labels, mean_std, mi_matrix, rows, sample};
 use crate::eval::linear::{roc_auc, LogReg};
 use crate::data::{FactorSampler, FactorSpace};
 use crate::eval::Codes;
@@ -59,7 +59,7 @@ pub fn modularity(codes: &Codes, space: &FactorSpace, num_train: usize, num_test
     let mut et = Vec::new();
     let mut ee = Vec::new();
     for k in 0..nf {
-        let y: Vec<i64> = f[k].iter().map(|&v| v as i64).collect();
+        let y = labels(&f[k]);
         let model = LogReg::fit(&xtr, codes.dims, &y, Some(1.0), None, 100, 1e-4)?;
         et.push(auc(&model, &xtr, &f[k]));
         ee.push(auc(&model, &xte, &ft[k]));

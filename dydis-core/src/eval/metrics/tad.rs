@@ -2,6 +2,7 @@
 //! reference-spec §7.3): per attribute, the gap between the two latents that predict it best by a thresholded
 //! AUROC, summed over attributes that are captured (max AUROC ≥ 0.75) and not largely explained by another
 //! attribute (max mutual information with another attribute ≤ 0.2 of its entropy).
+use super::{entropy, mutual_info};
 use crate::{Error, Result};
 use serde::Serialize;
 
@@ -50,26 +51,6 @@ fn auroc(z: &[f64], t: &[u8], lo: f64, hi: f64) -> f64 {
     area[0].max(area[1])
 }
 
-/// Mutual information (nats) of two binary label vectors from their empirical joint distribution.
-fn mi_binary(a: &[u8], b: &[u8]) -> f64 {
-    let n = a.len() as f64;
-    let mut joint = [[0.0f64; 2]; 2];
-    for (&x, &y) in a.iter().zip(b) {
-        joint[x as usize][y as usize] += 1.0 / n;
-    }
-    let pa = [joint[0][0] + joint[0][1], joint[1][0] + joint[1][1]];
-    let pb = [joint[0][0] + joint[1][0], joint[0][1] + joint[1][1]];
-    let mut mi = 0.0;
-    for i in 0..2 {
-        for j in 0..2 {
-            if joint[i][j] > 0.0 && pa[i] > 0.0 && pb[j] > 0.0 {
-                mi += joint[i][j] * (joint[i][j] / (pa[i] * pb[j])).ln();
-            }
-        }
-    }
-    mi
-}
-
 /// TAD of `latents[latent][sample]` against `attributes[attribute][sample]` (labels 0/1). A latent whose range is
 /// at most 0.2 gets AUROC 0.5; an attribute with a single value is never captured.
 pub fn tad(latents: &[Vec<f64>], attributes: &[Vec<u8>], names: &[String]) -> Result<TadResult> {
@@ -81,7 +62,8 @@ pub fn tad(latents: &[Vec<f64>], attributes: &[Vec<u8>], names: &[String]) -> Re
         return Err(Error::config("tad", format!("attribute '{}' has labels other than 0/1 (convert CelebA's -1/1 first)", names[a])));
     }
     let ranges: Vec<(f64, f64)> = latents.iter().map(|z| (z.iter().cloned().fold(f64::INFINITY, f64::min), z.iter().cloned().fold(f64::NEG_INFINITY, f64::max))).collect();
-    let h: Vec<f64> = attributes.iter().map(|a| mi_binary(a, a)).collect();
+    let labels: Vec<Vec<usize>> = attributes.iter().map(|a| a.iter().map(|&v| v as usize).collect()).collect();
+    let h: Vec<f64> = labels.iter().map(|a| entropy(a)).collect();
     let per: Vec<TadAttribute> = attributes
         .iter()
         .enumerate()
@@ -90,7 +72,7 @@ pub fn tad(latents: &[Vec<f64>], attributes: &[Vec<u8>], names: &[String]) -> Re
             let (best, max) = aur.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
             let second = aur.iter().enumerate().filter(|(j, _)| *j != best).map(|(_, v)| *v).fold(0.0, f64::max);
             let erp = if h[ai] > 0.0 {
-                attributes.iter().enumerate().filter(|(j, _)| *j != ai).map(|(_, b)| mi_binary(a, b)).fold(0.0, f64::max) / h[ai]
+                labels.iter().enumerate().filter(|(j, _)| *j != ai).map(|(_, b)| mutual_info(&labels[ai], b)).fold(0.0, f64::max) / h[ai]
             } else {
                 f64::INFINITY
             };
