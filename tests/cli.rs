@@ -230,7 +230,9 @@ fn train_sample_interchange_interpolate_and_resume() {
         assert!(v.is_finite() && v >= 0.0, "{k} = {v}");
     }
     assert_eq!(report["config"]["num_train"], 1000);
-    assert!(std::fs::read_to_string(run.join("eval/report.md")).unwrap().contains("| DCI disentanglement |"));
+    let md = std::fs::read_to_string(run.join("eval/report.md")).unwrap();
+    assert!(md.contains("| DCI disentanglement |") && md.contains("| downstream accuracy, 100 training samples |"), "{md}");
+    assert!(text.contains("Acc_100/Acc_1000"), "{text}");
     assert!(std::fs::read_to_string(run.join("eval/report.html")).unwrap().contains("<table"));
     // The saved representation evaluates to the same scores (same codes, same seeds).
     let npz = run.join("eval/representation.npz");

@@ -67,8 +67,9 @@ impl DownstreamResult {
             row.push(format!("{:.3}", r.mean_test_accuracy));
             t.push_row(row);
         }
+        let largest = self.sizes.iter().map(|s| s.num_train).max().unwrap_or(0);
         for (n, r) in &self.ratios {
-            let mut row = vec![format!("Acc_{n}/Acc")];
+            let mut row = vec![format!("Acc_{n}/Acc_{largest}")];
             row.extend(std::iter::repeat_n(String::new(), self.sizes[0].per_factor.len()));
             row.push(format!("{r:.3}"));
             t.push_row(row);

@@ -197,7 +197,13 @@ pub const SCORE_NAMES: [(&str, &str); 18] = [
 ];
 
 fn label(key: &str) -> String {
-    SCORE_NAMES.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()).unwrap_or_else(|| key.to_string())
+    if let Some((_, v)) = SCORE_NAMES.iter().find(|(k, _)| *k == key) {
+        return v.to_string();
+    }
+    match key.strip_prefix("downstream_acc").and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => format!("downstream accuracy, {n} training samples"),
+        None => key.to_string(),
+    }
 }
 
 fn ordered_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<String> {
