@@ -9,6 +9,7 @@ use std::time::Duration;
 
 mod eval_cli;
 mod model_cli;
+mod viz_cli;
 use model_cli::{GenArgs, TrainArgs};
 
 /// The checkout this binary was built from (notebooks, configs and the kernel's dydis-core live here).
@@ -107,9 +108,58 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         steps: usize,
     },
-    /// DyGA anchors of a checkpoint: table, K per unit over refits, anchor weights (SVG).
+    /// DyGA anchors of a checkpoint: table; K, splits, filters and log-likelihood per unit over the refits;
+    /// sorted anchor weights and cluster sizes (SVGs in <run>/anchors/).
     Anchors {
         checkpoint: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// DAAM-style attention maps per latent unit (Fig. 4): cross-attention averaged over layers, heads and DDIM
+    /// steps, upsampled bicubically, over each image (PNG + JSON summary).
+    Attention {
+        #[command(flatten)]
+        gen: GenArgs,
+        /// Dataset indices (default: --n seeded random ones).
+        #[arg(long, value_delimiter = ',')]
+        images: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        n: usize,
+        /// Only these cross-attention layers (forward order, 0-based; default all).
+        #[arg(long, value_delimiter = ',')]
+        layers: Vec<usize>,
+        /// Only these heads (default all).
+        #[arg(long, value_delimiter = ',')]
+        heads: Vec<i64>,
+        /// Only these DDIM steps, in sampling order, 0 = noisiest (default all).
+        #[arg(long, value_delimiter = ',')]
+        steps: Vec<usize>,
+    },
+    /// Conditional generation from anchor regions (Fig. 1b): one unit of an image drawn from each anchor's Gaussian.
+    AnchorSamples {
+        #[command(flatten)]
+        gen: GenArgs,
+        /// Dataset index of the conditioning image (default: a seeded random one).
+        #[arg(long)]
+        image: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        unit: usize,
+        #[arg(long, default_value_t = 6)]
+        per_anchor: usize,
+        #[arg(long, default_value_t = 8)]
+        max_anchors: usize,
+    },
+    /// Latent-unit projections (Fig. 1, 11): PCA of each unit over many images, coloured by the factor with the
+    /// highest NMI, anchors overlaid (SVG + JSON).
+    Project {
+        checkpoint: PathBuf,
+        #[arg(long)]
+        data: Option<String>,
+        /// Number of seeded random images.
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -289,7 +339,12 @@ fn run(cli: Cli) -> Result<i32> {
             model_cli::bench_train_step(&presets, warmup, steps, !no_reference, &python, &out, cli.device.resolve()?)
         }
         Command::Bench { what: BenchWhat::Anchors { units, features, out } } => model_cli::bench_anchors(units, features, &out),
-        Command::Anchors { checkpoint, out } => model_cli::anchors(&checkpoint, out),
+        Command::Anchors { checkpoint, out } => viz_cli::anchors(&checkpoint, out),
+        Command::Attention { gen, images, n, layers, heads, steps } => viz_cli::attention(&gen, &images, n, &layers, &heads, &steps, cli.device.resolve()?),
+        Command::AnchorSamples { gen, image, unit, per_anchor, max_anchors } => {
+            viz_cli::anchor_samples(&gen, image, unit, per_anchor, max_anchors, cli.device.resolve()?)
+        }
+        Command::Project { checkpoint, data, n, seed, out } => viz_cli::project(&checkpoint, data.as_deref(), n, seed, out, cli.device.resolve()?),
         Command::Eval(args) => eval_cli::eval(&args, cli.device.resolve()?),
         Command::Downstream(mut args) => {
             args.metrics = Some(vec!["downstream".into()]);

@@ -146,21 +146,21 @@ pub fn load_model(checkpoint_arg: &Path, data: Option<&str>, device: Device) -> 
     Ok(Model { ldm, spec, ds, checkpoint: ck, run_dir })
 }
 
-struct Loaded {
-    ldm: Ldm,
-    ds: Arc<dyn dydis_core::data::ImageSource>,
-    ddim: Ddim,
-    run_dir: PathBuf,
+pub(crate) struct Loaded {
+    pub ldm: Ldm,
+    pub ds: Arc<dyn dydis_core::data::ImageSource>,
+    pub ddim: Ddim,
+    pub run_dir: PathBuf,
 }
 
-fn load_for_generation(a: &GenArgs, device: Device) -> Result<Loaded> {
+pub(crate) fn load_for_generation(a: &GenArgs, device: Device) -> Result<Loaded> {
     let m = load_model(&a.checkpoint, a.data.as_deref(), device)?;
     let s = &m.ldm.config.sample;
     let ddim = Ddim { steps: a.ddim_steps.unwrap_or(s.ddim_steps), eta: a.eta.unwrap_or(s.eta) };
     Ok(Loaded { ldm: m.ldm, ds: m.ds, ddim, run_dir: m.run_dir })
 }
 
-fn save(img: &dydis_core::display::Image, out: &Option<PathBuf>, default: PathBuf) -> Result<()> {
+pub(crate) fn save(img: &dydis_core::display::Image, out: &Option<PathBuf>, default: PathBuf) -> Result<()> {
     let path = out.clone().unwrap_or(default);
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
@@ -370,6 +370,7 @@ pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<
     let ldm_log = train::History::read(&run_dir.join("ldm/log.jsonl"))?;
     let first = ldm_log.steps.iter().take(50).map(|s| s.loss).sum::<f64>() / ldm_log.steps.len().clamp(1, 50) as f64;
     let last = ldm_log.last_loss(50).unwrap_or(f64::NAN);
+    let visuals = quickstart_visuals(run_dir, device)?;
     let ldm = Ldm::load(run_dir, device)?;
     Ok(format!(
         "## Model (`{config}`)\n\nTrained in {train_secs:.0} s this time (both stages; a finished run is reused). \
@@ -379,46 +380,44 @@ pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<
          ### Samples conditioned on the latent units of dataset images (top: the images)\n\n![samples](samples.png)\n\n\
          ### Latent interchange (source, target, then the source with unit i from the target)\n\n![interchange](interchange.png)\n\n\
          ### Interpolation of all units between two images\n\n![interpolation](interpolation.png)\n\n\
-         ### Disentanglement metrics (`dydis eval {dir} --preset quick`; files in eval/)\n{metrics}\n",
+         ### Disentanglement metrics (`dydis eval {dir} --preset quick`; files in eval/)\n{metrics}\n{visuals}",
         dir = run_dir.display(),
         summary = ldm.summary().to_text(),
     ))
 }
 
-/// `dydis anchors`: the DyGA anchors of a checkpoint as a table, K per unit over the refits and the sorted anchor
-/// weights per unit as SVG plots next to the run.
-pub fn anchors(checkpoint_arg: &Path, out: Option<PathBuf>) -> Result<i32> {
-    let ck = checkpoint::resolve(checkpoint_arg)?;
-    let ldm = Ldm::load(&ck, Device::Cpu)?;
-    let stage = ck.parent().map(Path::to_path_buf).unwrap_or_default();
-    let out = out.unwrap_or_else(|| stage.parent().map(|p| p.join("anchors")).unwrap_or_else(|| PathBuf::from("anchors")));
-    let Some(a) = &ldm.anchors else {
-        bail!("{} has no DyGA anchors (DyGA off, or no refit yet: anchors are fitted after every dyga.refit_every-th epoch)", ck.display());
-    };
-    println!("{}", a.table().to_text());
-    std::fs::create_dir_all(&out)?;
-    use dydis_core::display::{line_plot, Series};
-    let weights: Vec<Series> = a
-        .units
-        .iter()
-        .map(|u| {
-            let mut w: Vec<f64> = Vec::try_from(u.mixture.weights.to_kind(Kind::Double)).unwrap_or_default();
-            w.sort_by(|x, y| y.total_cmp(x));
-            Series::new(format!("unit {}", u.unit), w.into_iter().enumerate().map(|(i, v)| (i as f64, v)))
-        })
-        .collect();
-    line_plot("anchor weights per unit (sorted)", "anchor rank", "weight", &weights)?.save(out.join("weights.svg"))?;
-    let log = stage.join("anchors.jsonl");
-    if let Ok(text) = std::fs::read_to_string(&log) {
-        let refits: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        let series: Vec<Series> = (0..a.units.len())
-            .map(|u| Series::new(format!("unit {u}"), refits.iter().map(|r| (r["epoch"].as_f64().unwrap_or(0.0), r["k"][u].as_f64().unwrap_or(f64::NAN)))))
-            .collect();
-        line_plot("anchors per unit over refits", "epoch", "K", &series)?.save(out.join("k-over-refits.svg"))?;
+/// The visual tools on the trained run: attention maps, latent-unit projections and, with DyGA, the anchor plots
+/// and generation from anchor regions. Returns the report's Markdown section.
+fn quickstart_visuals(run_dir: &Path, device: Device) -> Result<String> {
+    let gen = GenArgs { checkpoint: run_dir.to_path_buf(), data: None, ddim_steps: None, eta: None, seed: 0, out: None };
+    crate::viz_cli::attention(&gen, &[], 3, &[], &[], &[], device)?;
+    crate::viz_cli::project(run_dir, None, 1000, 0, None, device)?;
+    let dir = run_dir.display();
+    let mut md = format!(
+        "### Attention maps per latent unit (Fig. 4; `dydis attention {dir}`)\n\nColumns: the image, its DDIM sample, then \
+         where the U-Net's cross-attention reads each unit (averaged over layers, heads and steps; yellow = most \
+         attended).\n\n![attention](attention.png)\n\n\
+         ### Latent units projected (Fig. 1, 11; `dydis project {dir}`)\n\nPCA of each unit's features over 1,000 \
+         images, coloured by the factor it shares the most information with (NMI); red crosses: DyGA anchors.\n\n\
+         ![projections](projections.svg)\n\n"
+    );
+    let has_anchors = Ldm::load(run_dir, Device::Cpu)?.anchors.is_some();
+    if has_anchors {
+        crate::viz_cli::anchors(run_dir, None)?;
+        crate::viz_cli::anchor_samples(&gen, None, 0, 6, 8, device)?;
+        md.push_str(&format!(
+            "### DyGA anchors (`dydis anchors {dir}`)\n\n```\n{table}\n```\n\n\
+             ![K over refits](anchors/k-over-refits.svg) ![splits and filters](anchors/splits-filters.svg)\n\n\
+             ![log-likelihood](anchors/log-likelihood.svg) ![weights](anchors/weights.svg) ![sizes](anchors/sizes.svg)\n\n\
+             ### Generation from anchor regions (Fig. 1b; `dydis anchor-samples {dir} --unit 0`)\n\nUnit 0 of one image \
+             drawn from each anchor's Gaussian (one row per anchor, heaviest first), everything else fixed.\n\n\
+             ![anchor samples](anchor-samples-unit0.png)\n",
+            table = std::fs::read_to_string(run_dir.join("anchors/anchors.txt")).unwrap_or_default().trim_end()
+        ));
+    } else {
+        md.push_str("DyGA is off in this run (or has not refit yet), so there are no anchor plots.\n");
     }
-    dydis_core::display::write_atomic(&out.join("anchors.txt"), a.table().to_text().as_bytes())?;
-    println!("wrote {}", out.display());
-    Ok(0)
+    Ok(md)
 }
 
 /// Synthetic unit features like an extractor's: a ReLU of a mixture of `k` anisotropic Gaussians in D = 32.

@@ -76,7 +76,7 @@ pub fn l1_loss(pred: &Tensor, noise: &Tensor) -> Tensor {
 }
 
 /// DDIM sampling parameters.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ddim {
     pub steps: usize,
     pub eta: f64,

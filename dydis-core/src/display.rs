@@ -128,6 +128,16 @@ impl Table {
         self
     }
 
+    /// Rows as JSON objects keyed by the headers (for reports).
+    pub fn to_json(&self) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|r| serde_json::Value::Object(self.headers.iter().cloned().zip(r.iter().map(|c| serde_json::Value::String(c.clone()))).collect()))
+            .collect();
+        serde_json::json!({"title": self.title, "rows": rows})
+    }
+
     pub fn push_row<I, S>(&mut self, cells: I)
     where
         I: IntoIterator<Item = S>,

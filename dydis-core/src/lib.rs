@@ -15,6 +15,7 @@ pub mod model;
 pub mod nn;
 pub mod paths;
 pub mod train;
+pub mod viz;
 
 pub use error::{Error, Result};
 
@@ -28,6 +29,9 @@ pub mod prelude {
     pub use crate::eval::{self, Booster, Codes, EvalConfig, GbtConfig, Report};
     pub use crate::model::{Autoencoder, Ldm};
     pub use crate::train::{AeTrainer, History, LdmTrainer, RunConfig};
+    pub use crate::dyga::{self, Anchors, DygaConfig};
+    pub use crate::generate;
+    pub use crate::viz::{self, anchor_plots, anchor_samples, attention_maps, project_units, AnchorSamplesOptions, AttentionOptions, RefitRecord};
     pub use crate::device::{cuda_available, device, seed_everything, set_threads, DeviceSpec, RuntimeInfo};
     pub use crate::display::{bar_chart, image_grid, line_plot, show, GridOptions, Html, Image, Panel, Series, Show, Svg, Table};
     pub use crate::{Error, Result};

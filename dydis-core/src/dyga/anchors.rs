@@ -95,6 +95,59 @@ impl UnitAnchors {
     pub fn raw_means(&self) -> Tensor {
         self.norm.invert(&self.mixture.means)
     }
+
+    /// Every step of the selection in order: initialisation, EM runs, splits (kept and skipped), filtering.
+    pub fn events_table(&self) -> Table {
+        let mut t = Table::new(["#", "step", "what happened"]).with_title(format!(
+            "unit {}: anchor selection on {} features, K = {} after {} split(s) and {} filtered ({:.2} s)",
+            self.unit,
+            self.n_fit,
+            self.k(),
+            self.splits(),
+            self.filtered(),
+            self.seconds
+        ));
+        for (i, e) in self.events.iter().enumerate() {
+            let (step, what) = match e {
+                Event::Init { k, n_fit, distinct_rows } => ("init".to_string(), format!("K₀ = {k} means by k-means++ over {distinct_rows} distinct of {n_fit} rows")),
+                Event::Em { phase, iterations, ll_first, ll_last, converged, dropped } => (
+                    format!("EM ({phase})"),
+                    format!("{iterations} iteration(s), log-likelihood {ll_first:.3} → {ll_last:.3}{}{}", if *converged { ", converged" } else { "" }, if *dropped > 0 { format!(", {dropped} empty component(s) dropped") } else { String::new() }),
+                ),
+                Event::Split { round, parent, parent_weight, size, density, random, children, child_weights, delta_bic } => (
+                    format!("split (round {round})"),
+                    format!(
+                        "#{parent} (π {parent_weight:.3}, {size} members, density {density:.3}{}) → #{} (π {:.3}) + #{} (π {:.3}); ΔBIC {delta_bic:.1}",
+                        if *random { ", random split" } else { "" },
+                        children[0],
+                        child_weights[0],
+                        children[1],
+                        child_weights[1]
+                    ),
+                ),
+                Event::SplitSkipped { round, parent, reason } => (format!("no split (round {round})"), format!("#{parent}: {reason}")),
+                Event::Filter { removed, kept } => (
+                    "filter".to_string(),
+                    if removed.is_empty() { format!("all {kept} kept") } else { format!("removed {} ({kept} kept)", removed.iter().map(|(id, c)| format!("#{id} with {c:.1} members")).collect::<Vec<_>>().join(", ")) },
+                ),
+            };
+            t.push_row([i.to_string(), step, what]);
+        }
+        t
+    }
+
+    /// The mean log-likelihood of every EM iteration, one series per phase, numbered consecutively.
+    pub fn log_likelihood_plot(&self) -> Result<crate::display::Svg> {
+        let mut series: Vec<crate::display::Series> = Vec::new();
+        for (i, (phase, v)) in self.log_likelihood.iter().enumerate() {
+            let name = if phase.starts_with("split") { "split children (their own data)".to_string() } else { phase.clone() };
+            match series.iter_mut().find(|s| s.name == name) {
+                Some(s) => s.points.push((i as f64, *v)),
+                None => series.push(crate::display::Series::new(name, [(i as f64, *v)])),
+            }
+        }
+        crate::display::line_plot(&format!("unit {}: mean log-likelihood of every EM iteration", self.unit), "EM iteration (all phases in order)", "mean log-likelihood", &series)
+    }
 }
 
 /// The anchors of all units, from one refit.

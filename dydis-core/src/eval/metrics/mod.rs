@@ -24,7 +24,7 @@ use crate::data::{FactorSampler, FactorSpace};
 use crate::Result;
 
 /// Equal-width histogram discretisation as `np.digitize(x, np.histogram(x, bins)[1][:-1])`: bins 1..=bins.
-pub(crate) fn discretise(x: &[f64], bins: usize) -> Vec<usize> {
+pub fn discretise(x: &[f64], bins: usize) -> Vec<usize> {
     let lo = x.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     // numpy widens an empty range to [lo - 0.5, hi + 0.5].
@@ -47,7 +47,7 @@ pub fn mutual_info(a: &[usize], b: &[usize]) -> f64 {
     joint.iter().map(|(&(x, y), &c)| c / n * ((c * n) / (pa[&x] * pb[&y])).ln()).sum::<f64>().max(0.0)
 }
 
-pub(crate) fn entropy(a: &[usize]) -> f64 {
+pub fn entropy(a: &[usize]) -> f64 {
     mutual_info(a, a)
 }
 
