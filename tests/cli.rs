@@ -89,6 +89,10 @@ fn quickstart_writes_a_report() {
         assert!(run.join(f).exists(), "{f}");
     }
     assert!(report.contains("### Disentanglement metrics") && report.contains("| FactorVAE score |") && report.contains("| Acc₁₀₀/Acc₁₀₀₀ |"), "{report}");
+    assert!(report.contains("### Attention maps per latent unit") && report.contains("### Latent units projected"), "{report}");
+    for f in ["attention.png", "attention.json", "projections.svg", "projections.json"] {
+        assert!(run.join(f).exists(), "{f}");
+    }
     std::fs::remove_dir_all(run).unwrap();
     let bad = dydis().args(["quickstart", "--name", "../escape"]).output().unwrap();
     assert!(!bad.status.success());
@@ -294,5 +298,74 @@ fn ctrl_c_finishes_the_step_and_saves() {
     assert!(stdout.contains("interrupted: resume with --resume"), "{stdout}");
     let steps = std::fs::read_to_string(&log).unwrap().lines().count();
     assert!(run.join(format!("ldm/step-{steps:08}/meta.json")).exists(), "a checkpoint at the last finished step {steps}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The visual tools from the command line write their figures, and the library — what the notebooks call — draws
+/// the same figures from the same checkpoint and seed.
+#[test]
+fn visual_tools_match_the_library() {
+    use dydis_core::prelude::*;
+    let dir = empty_home("viz");
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let out = dydis().args(args).output().unwrap();
+        let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "dydis {args:?}:\n{text}");
+        text
+    };
+    // 96 images, batch 8: an epoch is 12 steps, so 24 steps give two anchor refits.
+    let text = ok(&["train", "--config", "smoke", "--out", r, "--set", "train.steps=24", "--set", "ae.steps=2", "--set", "dyga.enabled=true", "--set", "dyga.k0=3", "--set", "dyga.min_size=5"]);
+    assert!(text.contains("[dyga] epoch 2"), "{text}");
+    ok(&["attention", r, "--images", "3,40", "--ddim-steps", "4", "--seed", "5"]);
+    ok(&["attention", r, "--images", "3", "--ddim-steps", "4", "--layers", "1", "--heads", "0,2", "--steps", "3", "--seed", "5", "--out", dir.join("one-layer.png").to_str().unwrap()]);
+    ok(&["anchor-samples", r, "--image", "7", "--unit", "1", "--per-anchor", "3", "--ddim-steps", "4"]);
+    let text = ok(&["project", r, "--n", "96"]);
+    assert!(text.contains("factor (max NMI)"), "{text}");
+    let text = ok(&["anchors", r]);
+    assert!(text.contains("k-over-refits.svg") && text.contains("splits-filters.svg"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("attention.json")).unwrap()).unwrap();
+    assert_eq!(json["images"], serde_json::json!([3, 40]));
+    assert_eq!(json["table"]["rows"].as_array().unwrap().len(), 4);
+    let refits = RefitRecord::read_log(&run.join("ldm/anchors.jsonl")).unwrap();
+    assert_eq!(refits.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(refits.iter().all(|r| r.k.len() == 4 && r.splits.len() == 4 && r.log_likelihood.iter().all(|v| v.is_finite())));
+
+    // The same figures in-process.
+    let ldm = Ldm::load(&run, Device::Cpu).unwrap();
+    let ds = data::open_images(&ldm.config.data, 16).unwrap();
+    // Same pixels, same caption: the PNG files are byte for byte what the library encodes.
+    let same = |file: &std::path::Path, img: Image| {
+        assert!(std::fs::read(file).unwrap() == img.to_png().unwrap(), "{} differs from the library's figure", file.display());
+    };
+    let opts = AttentionOptions { ddim: Ddim { steps: 4, eta: 0.0 }, seed: 5, ..Default::default() };
+    let maps = attention_maps(&ldm, &ds.images(&[3, 40], Device::Cpu).unwrap(), &opts).unwrap();
+    same(&run.join("attention.png"), maps.figure().unwrap());
+    assert_eq!(maps.maps.size(), vec![2, 4, 16, 16]);
+    let (lo, hi) = (maps.maps.min().double_value(&[]), maps.maps.max().double_value(&[]));
+    assert!(lo == 0.0 && (hi - 1.0).abs() < 1e-6, "normalised maps span [0, 1]: {lo} {hi}");
+    let one = AttentionOptions { layers: Some(vec![1]), heads: Some(vec![0, 2]), steps: Some(vec![3]), ..opts.clone() };
+    let m1 = attention_maps(&ldm, &ds.images(&[3], Device::Cpu).unwrap(), &one).unwrap();
+    assert_eq!((m1.averaged, m1.layers.len()), (1, 1));
+    same(&dir.join("one-layer.png"), m1.figure().unwrap());
+    let anchors = ldm.anchors.as_ref().unwrap();
+    let s = anchor_samples(&ldm, anchors, &ds.images(&[7], Device::Cpu).unwrap(), 1, &AnchorSamplesOptions { per_anchor: 3, ddim: Ddim { steps: 4, eta: 0.0 }, ..Default::default() }).unwrap();
+    assert_eq!(s.rows.len(), anchors.units[1].k().min(8));
+    same(&run.join("anchor-samples-unit1.png"), s.figure().unwrap());
+    let idx = generate::pick(ds.as_ref(), 96, 0);
+    let units = ldm.collect_units(ds.as_ref(), &idx, 256).unwrap();
+    let space = data::open(&ldm.config.data).unwrap().factors().clone();
+    let p = project_units(&units, &idx, &space, Some(anchors)).unwrap();
+    assert_eq!(std::fs::read_to_string(run.join("projections.svg")).unwrap(), p.figure().unwrap().svg);
+    assert!(p.units.iter().all(|u| u.anchors.len() == anchors.units[u.unit].k()));
+
+    // Bad input is named.
+    let bad = dydis().args(["attention", r, "--heads", "9", "--ddim-steps", "2"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("head 9 does not exist"));
+    let bad = dydis().args(["attention", r, "--layers", "42", "--ddim-steps", "2"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no cross-attention map matched"));
+    let bad = dydis().args(["anchor-samples", r, "--unit", "9"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unit 9"));
     let _ = std::fs::remove_dir_all(dir);
 }
