@@ -233,6 +233,9 @@ enum BenchWhat {
         units: i64,
         #[arg(long, default_value_t = 100_000)]
         features: i64,
+        /// Skip the released implementation's reference run.
+        #[arg(long)]
+        no_reference: bool,
         #[arg(long, default_value = "runs/bench/anchors.json")]
         out: PathBuf,
     },
@@ -338,7 +341,9 @@ fn run(cli: Cli) -> Result<i32> {
             let python = layout.venv().join("bin").join("python");
             model_cli::bench_train_step(&presets, warmup, steps, !no_reference, &python, &out, cli.device.resolve()?)
         }
-        Command::Bench { what: BenchWhat::Anchors { units, features, out } } => model_cli::bench_anchors(units, features, &out),
+        Command::Bench { what: BenchWhat::Anchors { units, features, no_reference, out } } => {
+            model_cli::bench_anchors(units, features, !no_reference, &layout.venv().join("bin").join("python"), &out)
+        }
         Command::Anchors { checkpoint, out } => viz_cli::anchors(&checkpoint, out),
         Command::Attention { gen, images, n, layers, heads, steps } => viz_cli::attention(&gen, &images, n, &layers, &heads, &steps, cli.device.resolve()?),
         Command::AnchorSamples { gen, image, unit, per_anchor, max_anchors } => {
