@@ -4,15 +4,15 @@ ddpm_dyga.py:61-75), re-expressed from reference-spec section 6.2 for timing and
 MultivariateNormal, 30 fixed EM iterations, densities by one E-step per cluster, splits counted per split, children
 weighted pi_child / 2, soft-count filter, final EM).
 
-Usage: python dyga_released_ref.py --features F.npy --threads 2 --out R.json
-F.npz (key `latents`, as dydis writes) or F.npy holds [n, N, D] features; every unit is fitted in turn; per unit the time, K and the final mean
-log-likelihood (of the full-covariance mixture, +1e-6 I, on all of the unit's normalised rows) are reported.
+Usage: python dyga_released_ref.py --features F.f32 --shape n,N,D --threads 2 --out R.json
+F.f32 holds [n, N, D] little-endian float32 features (what `dydis bench anchors` writes); every unit is fitted in
+turn; per unit the time, K and the final mean log-likelihood (of the full-covariance mixture, +1e-6 I, on all of the
+unit's normalised rows) are reported. Needs only torch.
 """
 import argparse
 import json
 import time
 
-import numpy as np
 import torch
 
 
@@ -123,14 +123,15 @@ def mean_log_likelihood(x, means, covs, weights):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--features", required=True)
+    ap.add_argument("--shape", required=True, help="n,N,D")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    arr = np.load(a.features)
-    arr = arr["latents"] if hasattr(arr, "files") else arr  # .npz (dydis) or .npy
-    feats = torch.from_numpy(np.asarray(arr)).float()
+    shape = [int(v) for v in a.shape.split(",")]
+    with open(a.features, "rb") as f:
+        feats = torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape(shape)
     units = []
     for i in range(feats.shape[1]):
         x = feats[:, i, :]

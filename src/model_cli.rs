@@ -469,13 +469,15 @@ pub fn bench_anchors(units: i64, features: i64, reference: bool, python: &Path, 
         one_json.insert(name.into(), serde_json::json!({"seconds": secs, "k": a.units[0].k(), "mean_log_likelihood": ll}));
     }
     if reference {
-        let npz = out.with_extension("features.npz");
-        dydis_core::eval::represent::save_npz(&npz, &one)?;
+        let raw_path = out.with_extension("features.f32");
+        let v: Vec<f32> = Vec::try_from(one.contiguous().flatten(0, -1))?;
+        dydis_core::display::write_atomic(&raw_path, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+        let shape = one.size().iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
         let res = out.with_extension("reference.json");
         println!("released implementation (PyTorch, {threads} threads) on the same unit ...");
         let status = std::process::Command::new(python)
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/dyga_released_ref.py"))
-            .args(["--features", &npz.to_string_lossy(), "--threads", &threads.to_string(), "--out", &res.to_string_lossy()])
+            .args(["--features", &raw_path.to_string_lossy(), "--shape", &shape, "--threads", &threads.to_string(), "--out", &res.to_string_lossy()])
             .env("PYTHONWARNINGS", "ignore")
             .status()
             .with_context(|| format!("running {}", python.display()))?;
@@ -502,10 +504,26 @@ pub fn bench_anchors(units: i64, features: i64, reference: bool, python: &Path, 
     let t = Instant::now();
     let a = fit_units(&feats, &cfg, 0, 0)?;
     let total = t.elapsed().as_secs_f64();
-    let per: Vec<serde_json::Value> = a.units.iter().map(|u| serde_json::json!({"unit": u.unit, "seconds": u.seconds, "k": u.k(), "n_fit": u.n_fit, "splits": u.splits(), "filtered": u.filtered()})).collect();
+    let mut per = Vec::new();
+    for u in &a.units {
+        let ll = unit_log_likelihood(u, &feats.select(1, u.unit as i64))?;
+        per.push(serde_json::json!({"unit": u.unit, "seconds": u.seconds, "k": u.k(), "n_fit": u.n_fit, "splits": u.splits(), "filtered": u.filtered(), "mean_log_likelihood_all_features": ll}));
+    }
     println!("{}", a.table().to_text());
     println!("total {total:.1} s for {units} units (target: under 60 s on 2 CPU cores)");
     report["all_units"] = serde_json::json!({"units": units, "features": features, "seconds": total, "per_unit": per});
+    // What the subsample costs in fit quality: unit 0 fitted on all of its features, log-likelihood on all of them.
+    if features as usize > cfg.max_fit_samples {
+        let all = DygaConfig { max_fit_samples: features as usize, ..cfg.clone() };
+        let unit0 = feats.narrow(1, 0, 1);
+        let t = Instant::now();
+        let b = fit_units(&unit0, &all, 0, 0)?;
+        let secs = t.elapsed().as_secs_f64();
+        let ll_all = unit_log_likelihood(&b.units[0], &feats.select(1, 0))?;
+        let ll_sub = per[0]["mean_log_likelihood_all_features"].as_f64().unwrap_or(f64::NAN);
+        println!("unit 0 fitted on all {features} features: {secs:.1} s, K = {}, mean log-likelihood {ll_all:.3} (subsample of {}: {ll_sub:.3})", b.units[0].k(), cfg.max_fit_samples);
+        report["unit0_all_features"] = serde_json::json!({"seconds": secs, "k": b.units[0].k(), "mean_log_likelihood": ll_all, "subsample_mean_log_likelihood": ll_sub});
+    }
     dydis_core::display::write_atomic(out, serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!("wrote {}", out.display());
     Ok(0)

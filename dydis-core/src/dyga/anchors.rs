@@ -433,8 +433,10 @@ pub fn fit_units(features: &Tensor, cfg: &DygaConfig, seed: u64, epoch: usize) -
         let threads = tch::get_num_threads().max(1) as usize;
         tch::set_num_threads(1);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::config("dyga", e.to_string()))?;
-        // libtorch's thread count is per OS thread (OpenMP): each worker runs its unit on one thread.
-        let per_unit = if units.len() >= threads { 1 } else { threads as i32 };
+        // libtorch's thread count is per OS thread (OpenMP): each worker runs its unit on one thread. One thread per
+        // unit even when there are fewer units than threads: the ops are small, and OpenMP's wake-ups made a single
+        // 10,000-feature unit 1.8x slower on two threads than on one (perf, docs/results.md).
+        let per_unit = 1;
         let r = pool.install(|| {
             units
                 .into_par_iter()

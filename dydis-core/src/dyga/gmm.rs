@@ -71,6 +71,9 @@ pub struct EmTrace {
 /// Elements per chunk of `[k, n, D]` intermediates (bounds memory for large n and K).
 const CHUNK_ELEMS: i64 = 1 << 19;
 
+/// Responsibilities at or below this are left out of a component's scatter matrix in the M-step.
+const RESP_FLOOR: f64 = 1e-12;
+
 impl Mixture {
     pub fn k(&self) -> i64 {
         self.weights.size()[0]
@@ -118,13 +121,24 @@ impl Mixture {
         unreachable!()
     }
 
-    /// Per-sample, per-component log π_k + log N(x | μ_k, Σ_k): `[n, K]`.
+    /// Per-sample, per-component log π_k + log N(x | μ_k, Σ_k): `[n, K]`. Components in the HDDC family (d_k < D)
+    /// are evaluated through their subspace form, in O(D·(d_k + 1)) per sample instead of O(D²).
     pub fn log_joint(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.to_kind(self.means.kind());
-        let (n, d) = x.size2().map_err(|_| Error::Shape { got: x.size(), expected: "[n, D] features".into() })?;
+        let (_, d) = x.size2().map_err(|_| Error::Shape { got: x.size(), expected: "[n, D] features".into() })?;
         if d != self.dim() {
             return Err(Error::Shape { got: x.size(), expected: format!("[n, {}] features", self.dim()) });
         }
+        if !self.dims.is_empty() && self.dims.iter().all(|&dk| dk < d) {
+            return self.log_joint_subspace(x);
+        }
+        self.log_joint_full(x)
+    }
+
+    /// The full-covariance log π_k + log N(x | μ_k, Σ_k), whatever the covariance model.
+    pub fn log_joint_full(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.to_kind(self.means.kind());
+        let (n, d) = x.size2().map_err(|_| Error::Shape { got: x.size(), expected: "[n, D] features".into() })?;
         let l = self.cholesky()?;
         let logdet = l.diagonal(0, -2, -1).log().sum_dim_intlist(-1, false, x.kind()) * 2.0;
         let k = self.k();
@@ -146,6 +160,46 @@ impl Mixture {
         let c = d as f64 * (2.0 * std::f64::consts::PI).ln();
         let lp = (maha + logdet.unsqueeze(1) + c) * -0.5 + self.weights.log().unsqueeze(1);
         Ok(lp.transpose(0, 1))
+    }
+
+    /// HDDC log-densities (Bouveyron et al. 2007, the cost function of their E-step): with Σ_k = Q diag(a_1..a_dk,
+    /// b, …, b) Qᵀ, (x−μ)ᵀΣ⁻¹(x−μ) = ‖x−μ‖²/b + Σ_{j≤d_k} (1/a_j − 1/b)(q_jᵀ(x−μ))² and log|Σ| = Σ log a_j +
+    /// (D − d_k) log b. The distances are computed in f64 (‖x‖² − 2xᵀμ + ‖μ‖² cancels when b is small).
+    fn log_joint_subspace(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, d) = x.size2()?;
+        let k = self.k();
+        let dmax = *self.dims.iter().max().unwrap_or(&1);
+        let (evals, evecs) = self.covs.to_kind(Kind::Double).linalg_eigh("L");
+        let q = evecs.flip([-1]).narrow(2, 0, dmax); // [K, D, dmax], leading directions first
+        let evs: Vec<f64> = Vec::try_from(evals.flip([-1]).to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
+        let mut w = vec![0.0; (k * dmax) as usize];
+        let mut inv_b = Vec::with_capacity(k as usize);
+        let mut logdet = Vec::with_capacity(k as usize);
+        for (c, comp) in evs.chunks(d as usize).enumerate() {
+            let dk = self.dims[c] as usize;
+            let rest = &comp[dk..];
+            let b = (rest.iter().sum::<f64>() / rest.len() as f64).max(f64::MIN_POSITIVE);
+            if comp[..dk].iter().any(|&a| !(a > 0.0)) {
+                return Err(Error::config("dyga", format!("covariance of component {c} has a non-positive leading eigenvalue")));
+            }
+            for (j, &a) in comp[..dk].iter().enumerate() {
+                w[c * dmax as usize + j] = 1.0 / a - 1.0 / b;
+            }
+            inv_b.push(1.0 / b);
+            logdet.push(comp[..dk].iter().map(|a| a.ln()).sum::<f64>() + (d as usize - dk) as f64 * b.ln());
+        }
+        let dev = x.device();
+        let t = |v: &[f64]| Tensor::from_slice(v).to_device(dev);
+        let x64 = x.to_kind(Kind::Double);
+        let mu = self.means.to_kind(Kind::Double);
+        let sq = (x64.square().sum_dim_intlist(1, true, Kind::Double) - x64.matmul(&mu.tr()) * 2.0 + mu.square().sum_dim_intlist(1, false, Kind::Double).unsqueeze(0)).clamp_min(0.0);
+        let qf = q.permute([1, 0, 2]).reshape([d, k * dmax]);
+        let shift = mu.unsqueeze(1).bmm(&q).reshape([1, k * dmax]);
+        let proj = (x64.matmul(&qf) - shift).square().view([n, k, dmax]) * t(&w).view([1, k, dmax]);
+        let maha = sq * t(&inv_b).unsqueeze(0) + proj.sum_dim_intlist(-1, false, Kind::Double);
+        let c = d as f64 * (2.0 * std::f64::consts::PI).ln();
+        let lp = (maha + t(&logdet).unsqueeze(0) + c) * -0.5 + self.weights.to_kind(Kind::Double).log().unsqueeze(0);
+        Ok(lp.to_kind(self.means.kind()))
     }
 
     /// E-step: responsibilities `[n, K]` and the mean log-likelihood.
@@ -175,6 +229,29 @@ impl Mixture {
         let nk = resp.sum_dim_intlist(0, false, x.kind()) + 10.0 * f64::EPSILON;
         let means = resp.transpose(0, 1).matmul(x) / nk.unsqueeze(1);
         let k = nk.size()[0];
+        // Responsibilities are mostly zero far from a component: when they are, Σ_k = Σ_n r_nk (x−μ_k)(x−μ_k)ᵀ / N_k
+        // is summed over the rows with r_nk > RESP_FLOOR only (a row below it would move Σ_k by less than 1e-12 of a
+        // unit-scale entry), one GEMM per component: O(Σ_k n_k D²) instead of O(n K D²).
+        let support = resp.gt(RESP_FLOOR);
+        let total = support.sum(Kind::Int64).int64_value(&[]);
+        if k > 1 && total * 3 < n * k {
+            let mut covs = Vec::with_capacity(k as usize);
+            for c in 0..k {
+                let rows = support.select(1, c).nonzero().flatten(0, -1);
+                let xs = x.index_select(0, &rows) - means.get(c).unsqueeze(0);
+                let w = resp.select(1, c).index_select(0, &rows).unsqueeze(1);
+                covs.push((&xs * w).transpose(0, 1).matmul(&xs));
+            }
+            let c = Tensor::stack(&covs, 0) / nk.view([-1, 1, 1]);
+            let eye = Tensor::eye(d, (x.kind(), x.device()));
+            let covs = (&c + c.transpose(1, 2)) * 0.5 + eye * reg;
+            let weights = &nk / n as f64;
+            let mut m = Mixture { weights, means, covs, dims: vec![d; k as usize] };
+            if let CovModel::Hddc { fixed_dim, threshold } = model {
+                m.project_hddc_dims(*fixed_dim, *threshold, dims)?;
+            }
+            return Ok(m);
+        }
         // Σ_k = Σ_n r_nk x xᵀ / N_k − μ_k μ_kᵀ, accumulated as one GEMM per row chunk: Xᵀ [r_1 ⊙ X | … | r_K ⊙ X].
         let rows = (CHUNK_ELEMS / (k * d).max(1)).clamp(1, n.max(1));
         let mut acc = Tensor::zeros([d, k * d], (x.kind(), x.device()));
@@ -298,6 +375,27 @@ mod tests {
         assert_eq!(cattell(&[10.0, 9.0, 1.0, 0.9, 0.8, 0.7], 0.2), 2);
         assert_eq!(cattell(&[5.0, 0.1, 0.1, 0.1], 0.2), 1);
         assert_eq!(cattell(&[1.0, 1.0, 1.0], 0.2), 1);
+    }
+
+    #[test]
+    fn subspace_log_densities_equal_the_full_covariance_ones() {
+        tch::manual_seed(3);
+        let opts = (Kind::Double, tch::Device::Cpu);
+        let x = Tensor::randn([500, 12], opts) * Tensor::linspace(0.01, 2.0, 12, opts);
+        let resp = Tensor::rand([500, 4], opts);
+        let resp = &resp / resp.sum_dim_intlist(1, true, Kind::Double);
+        for fixed in [Some(1), Some(3), None] {
+            let m = Mixture::m_step(&x, &resp, 1e-6, &CovModel::Hddc { fixed_dim: fixed, threshold: 0.2 }).unwrap();
+            assert!(m.dims.iter().all(|&dk| dk < 12));
+            let fast = m.log_joint(&x).unwrap();
+            let full = m.log_joint_full(&x).unwrap();
+            let err = (&fast - &full).abs().max().double_value(&[]);
+            assert!(err < 1e-7 * (1.0 + full.abs().max().double_value(&[])), "{fixed:?}: {err}");
+            let xf = x.to_kind(Kind::Float);
+            let mf = Mixture { weights: m.weights.to_kind(Kind::Float), means: m.means.to_kind(Kind::Float), covs: m.covs.to_kind(Kind::Float), dims: m.dims.clone() };
+            let errf = (mf.log_joint(&xf).unwrap().to_kind(Kind::Double) - &full).abs().max().double_value(&[]);
+            assert!(errf < 1e-3 * (1.0 + full.abs().max().double_value(&[])), "float32 {fixed:?}: {errf}");
+        }
     }
 
     #[test]
