@@ -465,8 +465,8 @@ fn quickstart(layout: &Layout, repo: &Path, name: &str, config: &str, device: De
     let report = format!(
         "# dydis run `{name}`\n\n```\n{}\n```\n\n## Data\n\n`{spec}`: {}, {} images, cached and ready in {render_secs:.1} s.\n\n\
          ```\n{}\n```\n\n![samples](data/samples.png)\n\nTraversals: `data/traversal-*.png`.\n\n\
-         {model}\n## Notebooks\n\n`notebooks/00-environment.ipynb` {}; executed copy in `notebooks/`.\n\n\
-         Evaluation (metrics) and DyGA anchor plots join this report as their issues land.\n",
+         {model}\n## Notebooks\n\n`notebooks/00-environment.ipynb` {}; executed copy in `notebooks/`. The walkthroughs `01`–`07` \
+         (`./dydis notebook`) open each part of this run step by step.\n",
         info.to_text(),
         ds.name(),
         ds.len(),
