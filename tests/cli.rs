@@ -5,6 +5,14 @@ fn dydis() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dydis"))
 }
 
+/// Run `dydis args`, assert success, return stdout and stderr together.
+fn run_ok(args: &[&str]) -> String {
+    let out = dydis().args(args).output().unwrap();
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "dydis {args:?}:\n{text}");
+    text
+}
+
 fn empty_home(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("dydis-cli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -207,12 +215,7 @@ fn train_sample_interchange_interpolate_and_resume() {
     let dir = empty_home("train");
     let run = dir.join("run");
     let r = run.to_str().unwrap();
-    let ok = |args: &[&str]| {
-        let out = dydis().args(args).output().unwrap();
-        let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "dydis {args:?}:\n{text}");
-        text
-    };
+    let ok = run_ok;
     let text = ok(&["train", "--config", "smoke", "--out", r, "--steps", "2", "--set", "ae.steps=2"]);
     assert!(text.contains("training the first stage first") && text.contains("ldm: 2 steps"), "{text}");
     let text = ok(&["train", "--config", "smoke", "--out", r, "--resume", "--set", "ae.steps=2"]);
@@ -309,12 +312,7 @@ fn visual_tools_match_the_library() {
     let dir = empty_home("viz");
     let run = dir.join("run");
     let r = run.to_str().unwrap();
-    let ok = |args: &[&str]| {
-        let out = dydis().args(args).output().unwrap();
-        let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "dydis {args:?}:\n{text}");
-        text
-    };
+    let ok = run_ok;
     // 96 images, batch 8: an epoch is 12 steps, so 24 steps give two anchor refits.
     let text = ok(&["train", "--config", "smoke", "--out", r, "--set", "train.steps=24", "--set", "ae.steps=2", "--set", "dyga.enabled=true", "--set", "dyga.k0=3", "--set", "dyga.min_size=5"]);
     assert!(text.contains("[dyga] epoch 2"), "{text}");

@@ -2,7 +2,7 @@
 //! by values drawn from one DyGA anchor's Gaussian, and generate. Every anchor of the unit gets a row; all samples
 //! start from one x_T, so a row differs from another only by the region its unit came from.
 use crate::diffusion::Ddim;
-use crate::display::{image_grid, GridOptions, Image, Panel, Show, Table};
+use crate::display::{image_grid, GridOptions, Image, Table};
 use crate::dyga::Anchors;
 use crate::model::Ldm;
 use crate::{Error, Result};
@@ -112,15 +112,4 @@ impl AnchorSamples {
     }
 }
 
-impl Show for AnchorSamples {
-    fn to_html(&self) -> String {
-        match self.figure() {
-            Ok(f) => Panel::column().push(&f).push(&self.table()).to_html(),
-            Err(e) => crate::display::escape_html(&e.to_string()),
-        }
-    }
-    fn to_text(&self) -> String {
-        self.table().to_text()
-    }
-}
-crate::display::rich_display!(AnchorSamples);
+super::show_figure_and_table!(AnchorSamples);

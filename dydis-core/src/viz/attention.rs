@@ -5,7 +5,7 @@
 //! normalised per unit and image for display.
 use super::{normalise_maps, overlay};
 use crate::diffusion::Ddim;
-use crate::display::{image_grid, GridOptions, Image, Panel, Show, Table};
+use crate::display::{image_grid, GridOptions, Image, Table};
 use crate::model::Ldm;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -178,23 +178,10 @@ impl AttentionMaps {
         t
     }
 
-    /// Figure and table together.
-    pub fn panel(&self) -> Result<Panel> {
-        Ok(Panel::column().push(&self.figure()?).push(&self.table()))
-    }
-
     /// A JSON summary (options, layers, the per-unit table) for reports.
     pub fn summary_json(&self) -> serde_json::Value {
         serde_json::json!({"options": self.options, "layers": self.layers, "averaged": self.averaged, "table": self.table().to_json()})
     }
 }
 
-impl Show for AttentionMaps {
-    fn to_html(&self) -> String {
-        self.panel().map(|p| p.to_html()).unwrap_or_else(|e| crate::display::escape_html(&e.to_string()))
-    }
-    fn to_text(&self) -> String {
-        self.table().to_text()
-    }
-}
-crate::display::rich_display!(AttentionMaps);
+super::show_figure_and_table!(AttentionMaps);

@@ -4,10 +4,6 @@
 //! shows itself in a notebook and can be saved (PNG / SVG / JSON); the CLI calls the same functions with the same
 //! defaults, so a notebook and `dydis attention|anchor-samples|project|anchors` draw the same figure from the same
 //! checkpoint and seed.
-pub mod anchor_plots;
-pub mod anchor_samples;
-pub mod attention;
-pub mod projection;
 
 pub use anchor_plots::{anchor_plots, AnchorPlots, RefitRecord};
 pub use anchor_samples::{anchor_samples, AnchorSamples, AnchorSamplesOptions};
@@ -15,6 +11,31 @@ pub use attention::{attention_maps, AttentionMaps, AttentionOptions};
 pub use projection::{project_units, Projections, UnitProjection};
 
 use tch::{Kind, Tensor};
+
+/// `Show` for a result type with `figure() -> Result<impl Show>` and `table() -> Table`: figure above table in a
+/// notebook, the table as text.
+macro_rules! show_figure_and_table {
+    ($t:ty) => {
+        impl $crate::display::Show for $t {
+            fn to_html(&self) -> String {
+                match self.figure() {
+                    Ok(f) => $crate::display::Panel::column().push(&f).push(&self.table()).to_html(),
+                    Err(e) => $crate::display::escape_html(&e.to_string()),
+                }
+            }
+            fn to_text(&self) -> String {
+                self.table().to_text()
+            }
+        }
+        $crate::display::rich_display!($t);
+    };
+}
+pub(crate) use show_figure_and_table;
+
+pub mod anchor_plots;
+pub mod anchor_samples;
+pub mod attention;
+pub mod projection;
 
 /// Stops of the viridis colour map (matplotlib's, at 0, 0.25, 0.5, 0.75, 1), RGB in [0, 1].
 const VIRIDIS: [[f64; 3]; 5] = [

@@ -5,7 +5,7 @@
 //! The unit's anchors (means, same projection) are drawn on top. The paper uses PaCMAP; PCA is deterministic and
 //! needs no extra native library (docs/architecture.md).
 use crate::data::FactorSpace;
-use crate::display::{Panel, Show, Svg, Table};
+use crate::display::{Show, Svg, Table};
 use crate::dyga::Anchors;
 use crate::eval::metrics::{discretise, entropy, mutual_info};
 use crate::{Error, Result};
@@ -183,18 +183,7 @@ impl Projections {
     }
 }
 
-impl Show for Projections {
-    fn to_html(&self) -> String {
-        match self.figure() {
-            Ok(f) => Panel::column().push(&f).push(&self.table()).to_html(),
-            Err(e) => crate::display::escape_html(&e.to_string()),
-        }
-    }
-    fn to_text(&self) -> String {
-        self.table().to_text()
-    }
-}
-crate::display::rich_display!(Projections);
+super::show_figure_and_table!(Projections);
 
 #[cfg(test)]
 mod tests {
