@@ -379,10 +379,10 @@ mod tests {
 
     #[test]
     fn subspace_log_densities_equal_the_full_covariance_ones() {
-        tch::manual_seed(3);
+        // Deterministic data (the global torch seed is shared with tests running in parallel).
         let opts = (Kind::Double, tch::Device::Cpu);
-        let x = Tensor::randn([500, 12], opts) * Tensor::linspace(0.01, 2.0, 12, opts);
-        let resp = Tensor::rand([500, 4], opts);
+        let x = (Tensor::arange(6000, opts).view([500, 12]) * 0.7548776662).sin() * Tensor::linspace(0.01, 2.0, 12, opts);
+        let resp = (Tensor::arange(2000, opts).view([500, 4]) * 0.5698402910).sin().abs() + 0.01;
         let resp = &resp / resp.sum_dim_intlist(1, true, Kind::Double);
         for fixed in [Some(1), Some(3), None] {
             let m = Mixture::m_step(&x, &resp, 1e-6, &CovModel::Hddc { fixed_dim: fixed, threshold: 0.2 }).unwrap();
@@ -393,8 +393,11 @@ mod tests {
             assert!(err < 1e-7 * (1.0 + full.abs().max().double_value(&[])), "{fixed:?}: {err}");
             let xf = x.to_kind(Kind::Float);
             let mf = Mixture { weights: m.weights.to_kind(Kind::Float), means: m.means.to_kind(Kind::Float), covs: m.covs.to_kind(Kind::Float), dims: m.dims.clone() };
+            // In float32 both forms inherit the rounding of the stored covariances (amplified by 1/b): the subspace
+            // form must be no less accurate than the Cholesky one.
             let errf = (mf.log_joint(&xf).unwrap().to_kind(Kind::Double) - &full).abs().max().double_value(&[]);
-            assert!(errf < 1e-3 * (1.0 + full.abs().max().double_value(&[])), "float32 {fixed:?}: {errf}");
+            let err_chol = (mf.log_joint_full(&xf).unwrap().to_kind(Kind::Double) - &full).abs().max().double_value(&[]);
+            assert!(errf <= 2.0 * err_chol + 1e-4 * (1.0 + full.abs().max().double_value(&[])), "float32 {fixed:?}: {errf} vs Cholesky {err_chol}");
         }
     }
 
