@@ -370,8 +370,8 @@ pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<
     let ldm_log = train::History::read(&run_dir.join("ldm/log.jsonl"))?;
     let first = ldm_log.steps.iter().take(50).map(|s| s.loss).sum::<f64>() / ldm_log.steps.len().clamp(1, 50) as f64;
     let last = ldm_log.last_loss(50).unwrap_or(f64::NAN);
-    let visuals = quickstart_visuals(run_dir, device)?;
     let ldm = Ldm::load(run_dir, device)?;
+    let visuals = quickstart_visuals(run_dir, ldm.anchors.is_some(), device)?;
     Ok(format!(
         "## Model (`{config}`)\n\nTrained in {train_secs:.0} s this time (both stages; a finished run is reused). \
          Command: `dydis train --config {config} --out {dir} --resume`.\n\n```\n{summary}\n```\n\n\
@@ -388,7 +388,7 @@ pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<
 
 /// The visual tools on the trained run: attention maps, latent-unit projections and, with DyGA, the anchor plots
 /// and generation from anchor regions. Returns the report's Markdown section.
-fn quickstart_visuals(run_dir: &Path, device: Device) -> Result<String> {
+fn quickstart_visuals(run_dir: &Path, has_anchors: bool, device: Device) -> Result<String> {
     let gen = GenArgs { checkpoint: run_dir.to_path_buf(), data: None, ddim_steps: None, eta: None, seed: 0, out: None };
     crate::viz_cli::attention(&gen, &[], 3, &[], &[], &[], device)?;
     crate::viz_cli::project(run_dir, None, 1000, 0, None, device)?;
@@ -401,7 +401,6 @@ fn quickstart_visuals(run_dir: &Path, device: Device) -> Result<String> {
          images, coloured by the factor it shares the most information with (NMI); red crosses: DyGA anchors.\n\n\
          ![projections](projections.svg)\n\n"
     );
-    let has_anchors = Ldm::load(run_dir, Device::Cpu)?.anchors.is_some();
     if has_anchors {
         crate::viz_cli::anchors(run_dir, None)?;
         crate::viz_cli::anchor_samples(&gen, None, 0, 6, 8, device)?;

@@ -27,7 +27,7 @@ pub fn attention(a: &GenArgs, images: &[usize], n: usize, layers: &[usize], head
     println!("attention maps of {} image(s) in {:.1} s", idx.len(), t.elapsed().as_secs_f64());
     println!("{}", maps.to_text());
     let path = a.out.clone().unwrap_or_else(|| l.run_dir.join("attention.png"));
-    save(&maps.figure()?, &Some(path.clone()), path.clone())?;
+    save(&maps.figure()?, &None, path.clone())?;
     let mut json = maps.summary_json();
     json["images"] = serde_json::json!(idx);
     write_atomic(&path.with_extension("json"), serde_json::to_string_pretty(&json)?.as_bytes())?;

@@ -436,13 +436,12 @@ pub fn fit_units(features: &Tensor, cfg: &DygaConfig, seed: u64, epoch: usize) -
         // libtorch's thread count is per OS thread (OpenMP): each worker runs its unit on one thread. One thread per
         // unit even when there are fewer units than threads: the ops are small, and OpenMP's wake-ups made a single
         // 10,000-feature unit 1.8x slower on two threads than on one (perf, docs/results.md).
-        let per_unit = 1;
         let r = pool.install(|| {
             units
                 .into_par_iter()
                 .enumerate()
                 .map(|(i, x)| {
-                    tch::set_num_threads(per_unit);
+                    tch::set_num_threads(1);
                     select_anchors(i, &x, cfg, seed)
                 })
                 .collect()

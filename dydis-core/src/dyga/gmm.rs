@@ -234,7 +234,7 @@ impl Mixture {
         // unit-scale entry), one GEMM per component: O(Σ_k n_k D²) instead of O(n K D²).
         let support = resp.gt(RESP_FLOOR);
         let total = support.sum(Kind::Int64).int64_value(&[]);
-        if k > 1 && total * 3 < n * k {
+        let c = if k > 1 && total * 3 < n * k {
             let mut covs = Vec::with_capacity(k as usize);
             for c in 0..k {
                 let rows = support.select(1, c).nonzero().flatten(0, -1);
@@ -242,31 +242,23 @@ impl Mixture {
                 let w = resp.select(1, c).index_select(0, &rows).unsqueeze(1);
                 covs.push((&xs * w).transpose(0, 1).matmul(&xs));
             }
-            let c = Tensor::stack(&covs, 0) / nk.view([-1, 1, 1]);
-            let eye = Tensor::eye(d, (x.kind(), x.device()));
-            let covs = (&c + c.transpose(1, 2)) * 0.5 + eye * reg;
-            let weights = &nk / n as f64;
-            let mut m = Mixture { weights, means, covs, dims: vec![d; k as usize] };
-            if let CovModel::Hddc { fixed_dim, threshold } = model {
-                m.project_hddc_dims(*fixed_dim, *threshold, dims)?;
+            Tensor::stack(&covs, 0) / nk.view([-1, 1, 1])
+        } else {
+            // Σ_k = Σ_n r_nk x xᵀ / N_k − μ_k μ_kᵀ, accumulated as one GEMM per row chunk: Xᵀ [r_1 ⊙ X | … | r_K ⊙ X].
+            let rows = (CHUNK_ELEMS / (k * d).max(1)).clamp(1, n.max(1));
+            let mut acc = Tensor::zeros([d, k * d], (x.kind(), x.device()));
+            let mut s = 0;
+            while s < n {
+                let e = (s + rows).min(n);
+                let xc = x.slice(0, s, e, 1);
+                let y = (resp.slice(0, s, e, 1).unsqueeze(-1) * xc.unsqueeze(1)).reshape([e - s, k * d]);
+                acc += xc.transpose(0, 1).matmul(&y);
+                s = e;
             }
-            return Ok(m);
-        }
-        // Σ_k = Σ_n r_nk x xᵀ / N_k − μ_k μ_kᵀ, accumulated as one GEMM per row chunk: Xᵀ [r_1 ⊙ X | … | r_K ⊙ X].
-        let rows = (CHUNK_ELEMS / (k * d).max(1)).clamp(1, n.max(1));
-        let mut acc = Tensor::zeros([d, k * d], (x.kind(), x.device()));
-        let mut s = 0;
-        while s < n {
-            let e = (s + rows).min(n);
-            let xc = x.slice(0, s, e, 1);
-            let y = (resp.slice(0, s, e, 1).unsqueeze(-1) * xc.unsqueeze(1)).reshape([e - s, k * d]);
-            acc += xc.transpose(0, 1).matmul(&y);
-            s = e;
-        }
-        let second = acc.view([d, k, d]).permute([1, 0, 2]) / nk.view([-1, 1, 1]);
-        let outer = means.unsqueeze(2).bmm(&means.unsqueeze(1));
+            let second = acc.view([d, k, d]).permute([1, 0, 2]) / nk.view([-1, 1, 1]);
+            second - means.unsqueeze(2).bmm(&means.unsqueeze(1))
+        };
         let eye = Tensor::eye(d, (x.kind(), x.device()));
-        let c = second - outer;
         let covs = (&c + c.transpose(1, 2)) * 0.5 + eye * reg;
         let weights = &nk / n as f64;
         let mut m = Mixture { weights, means, covs, dims: vec![d; k as usize] };

@@ -555,9 +555,9 @@ impl LdmTrainer {
         };
         let feats = self.ldm.collect_units(self.driver.data.as_ref(), &idx, self.config.train.batch_size.max(64))?;
         let anchors = crate::dyga::fit_units(&feats, &self.config.dyga, self.config.seed.wrapping_add(epoch as u64), epoch)?;
-        let ks: Vec<usize> = anchors.units.iter().map(|u| u.k()).collect();
-        println!("[dyga] epoch {epoch}: anchors refit on {} features in {:.1} s (collect {:.1} s); K per unit {ks:?}", idx.len(), t0.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64() - anchors.seconds);
-        let line = serde_json::to_string(&crate::viz::RefitRecord::of(&anchors, self.step, idx.len())).map_err(|e| Error::config("anchors.jsonl", e.to_string()))?;
+        let record = crate::viz::RefitRecord::of(&anchors, self.step, idx.len());
+        println!("[dyga] epoch {epoch}: anchors refit on {} features in {:.1} s (collect {:.1} s); K per unit {:?}", idx.len(), t0.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64() - anchors.seconds, record.k);
+        let line = serde_json::to_string(&record).map_err(|e| Error::config("anchors.jsonl", e.to_string()))?;
         let path = self.driver.stage_dir.join("anchors.jsonl");
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
         writeln!(f, "{line}").map_err(|e| Error::io(&path, e))?;

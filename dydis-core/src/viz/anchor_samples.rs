@@ -2,7 +2,7 @@
 //! by values drawn from one DyGA anchor's Gaussian, and generate. Every anchor of the unit gets a row; all samples
 //! start from one x_T, so a row differs from another only by the region its unit came from.
 use crate::diffusion::Ddim;
-use crate::display::{image_grid, GridOptions, Image, Table};
+use crate::display::{Image, Table};
 use crate::dyga::Anchors;
 use crate::model::Ldm;
 use crate::{Error, Result};
@@ -86,21 +86,18 @@ pub fn anchor_samples(ldm: &Ldm, anchors: &Anchors, image: &Tensor, unit: usize,
 impl AnchorSamples {
     /// One row per anchor (heaviest first): the conditioning image, then the samples from that anchor's region.
     pub fn figure(&self) -> Result<Image> {
-        let s = self.image.size()[2];
         let p = self.per_anchor as i64;
         let mut tiles = Vec::new();
         for (r, _) in self.rows.iter().enumerate() {
             tiles.push(self.image.unsqueeze(0));
             tiles.push(self.samples.narrow(0, r as i64 * p, p).clamp(-1.0, 1.0));
         }
-        let scale = (96 / s.max(1)).clamp(1, 4) as usize;
-        let grid = image_grid(&Tensor::cat(&tiles, 0), GridOptions { ncol: self.per_anchor + 1, scale, ..Default::default() })?;
         let rows: Vec<String> = self.rows.iter().map(|(_, id, w)| format!("#{id} (π {w:.2})")).collect();
-        Ok(grid.with_caption(format!(
+        super::tile(&Tensor::cat(&tiles, 0), self.per_anchor + 1, format!(
             "unit {} drawn from one anchor per row: {}; first column the conditioning image, one x_T for all",
             self.unit,
             rows.join(", ")
-        )))
+        ))
     }
 
     pub fn table(&self) -> Table {

@@ -5,7 +5,7 @@
 //! normalised per unit and image for display.
 use super::{normalise_maps, overlay};
 use crate::diffusion::Ddim;
-use crate::display::{image_grid, GridOptions, Image, Table};
+use crate::display::{Image, Table};
 use crate::model::Ldm;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -129,22 +129,23 @@ impl AttentionMaps {
             tiles.push(self.samples.get(i).to_kind(Kind::Float).clamp(-1.0, 1.0).unsqueeze(0));
             tiles.push(overlay(&img.unsqueeze(0).expand([n, 3, s, s], false), &self.maps.get(i), self.options.alpha));
         }
-        let scale = (96 / s.max(1)).clamp(1, 4) as usize;
-        let grid = image_grid(&Tensor::cat(&tiles, 0), GridOptions { ncol: (n + 2) as usize, scale, ..Default::default() })?;
-        Ok(grid.with_caption(format!(
-            "columns: image, DDIM sample, then attention of unit 0..{} (viridis: yellow = most attended); averaged over {} layer-steps of layers {:?}",
-            n - 1,
-            self.averaged,
-            self.layers
-        )))
+        super::tile(
+            &Tensor::cat(&tiles, 0),
+            (n + 2) as usize,
+            format!(
+                "columns: image, DDIM sample, then attention of unit 0..{} (viridis: yellow = most attended); averaged over {} layer-steps of layers {:?}",
+                n - 1,
+                self.averaged,
+                self.layers
+            ),
+        )
     }
 
     /// The maps alone (no image underneath), one row per image, `[B·N]` tiles.
     pub fn heatmaps(&self) -> Result<Image> {
         let (b, n, s, _) = self.maps.size4()?;
         let c = super::colourise(&self.maps.view([b * n, s, s])) * 2.0 - 1.0;
-        let scale = (96 / s.max(1)).clamp(1, 4) as usize;
-        Ok(image_grid(&c, GridOptions { ncol: n as usize, scale, ..Default::default() })?.with_caption("attention maps per unit (rows: images)"))
+        super::tile(&c, n as usize, "attention maps per unit (rows: images)".into())
     }
 
     /// Per unit: where its attention sits (centre of mass in [0, 1]² of the normalised map) and how concentrated it

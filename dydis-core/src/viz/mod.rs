@@ -37,6 +37,13 @@ pub mod anchor_samples;
 pub mod attention;
 pub mod projection;
 
+/// Tile a batch of figure panels `[B, 3, S, S]` (in [-1, 1]) `ncol` per row, enlarged to about 96 px per panel.
+pub(crate) fn tile(panels: &Tensor, ncol: usize, caption: String) -> crate::Result<crate::display::Image> {
+    let s = panels.size().last().copied().unwrap_or(1);
+    let scale = (96 / s.max(1)).clamp(1, 4) as usize;
+    Ok(crate::display::image_grid(panels, crate::display::GridOptions { ncol, scale, ..Default::default() })?.with_caption(caption))
+}
+
 /// Stops of the viridis colour map (matplotlib's, at 0, 0.25, 0.5, 0.75, 1), RGB in [0, 1].
 const VIRIDIS: [[f64; 3]; 5] = [
     [0.267, 0.005, 0.329],
