@@ -284,6 +284,7 @@ enum KernelAction {
 fn main() {
     let cli = Cli::parse();
     set_threads(cli.threads);
+    dydis_core::device::tune_allocator();
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {

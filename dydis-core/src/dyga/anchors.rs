@@ -2,7 +2,7 @@
 //! rounds of splitting dense (and randomly chosen) Gaussians into two children refitted on the parent's hard
 //! cluster, filtering of small Gaussians, a final EM. Components carry stable ids so that every split and filter
 //! is recorded against the component it touched.
-use super::gmm::{EmTrace, Mixture};
+use super::gmm::{EmOptions, EmTrace, Mixture};
 use super::gmm::component_params;
 use super::{AlignMode, DygaConfig, SplitCriterion};
 use crate::display::{impl_show_via, Table};
@@ -218,6 +218,25 @@ fn conform(mut m: Mixture, model: &super::CovModel) -> Result<Mixture> {
     Ok(m)
 }
 
+/// EM from a fresh start (k-means++ means or split children, with shared full covariances). HDDC first runs a
+/// full-covariance EM from it and then its own: from such a start Cattell's test sees the spread between the
+/// clusters a component still covers and gives it d_k = 1, and the subspace EM then settles into partitions that
+/// cut through clusters, which the splits multiply (K 8–12 for 6 true components in tests/dyga.rs without it).
+/// Returns the mixture and each run's trace, tagged (" (full-covariance start)" for the first of two).
+fn em_from_start(m0: Mixture, x: &Tensor, opt: &EmOptions) -> Result<(Mixture, Vec<(&'static str, EmTrace)>)> {
+    let mut traces = Vec::new();
+    let m0 = if opt.model == super::CovModel::Full {
+        m0
+    } else {
+        let (warm, tr) = m0.em(x, &EmOptions { model: super::CovModel::Full, ..opt.clone() })?;
+        traces.push((" (full-covariance start)", tr));
+        conform(warm, &opt.model)?
+    };
+    let (m, tr) = m0.em(x, opt)?;
+    traces.push(("", tr));
+    Ok((m, traces))
+}
+
 /// Two children for a cluster: means at the cluster mean ± √λ₁ along its principal axis, the cluster's covariance,
 /// equal weights (a one-component mixture when the cluster has no spread).
 fn split_init(x: &Tensor, reg: f64) -> Mixture {
@@ -306,10 +325,11 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
     let mut events = Vec::new();
     let mut ll = Vec::new();
     let (m0, distinct) = init_mixture(&x, cfg.k0, cfg.reg, &mut rng);
-    let m0 = conform(m0, &cfg.model)?;
     events.push(Event::Init { k: m0.k() as usize, n_fit, distinct_rows: distinct });
-    let (mut m, tr) = m0.em(&x, &opt)?;
-    record_em(&mut events, &mut ll, "initial", &tr);
+    let (mut m, traces) = em_from_start(m0, &x, &opt)?;
+    for (tag, tr) in &traces {
+        record_em(&mut events, &mut ll, &format!("initial{tag}"), tr);
+    }
     let mut ids: Vec<usize> = (0..m.k() as usize).collect();
     let mut next_id = ids.len();
 
@@ -337,14 +357,16 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
             }
             let rows = mask.select(1, k as i64).nonzero().flatten(0, -1);
             let sub = x.index_select(0, &rows);
-            let c0 = conform(split_init(&sub, cfg.reg), &cfg.model)?;
+            let c0 = split_init(&sub, cfg.reg);
             if c0.k() < 2 {
                 events.push(Event::SplitSkipped { round, parent: ids[k], reason: "hard cluster has one distinct point".into() });
                 continue;
             }
-            match c0.em(&sub, &opt) {
-                Ok((child, ctr)) if child.k() == 2 => {
-                    record_em(&mut events, &mut ll, &format!("split {round} child of {}", ids[k]), &ctr);
+            match em_from_start(c0, &sub, &opt) {
+                Ok((child, traces)) if child.k() == 2 => {
+                    for (tag, tr) in &traces {
+                        record_em(&mut events, &mut ll, &format!("split {round} child of {}{tag}", ids[k]), tr);
+                    }
                     let ns = sub.size()[0] as f64;
                     let one = Mixture::m_step(&sub, &Tensor::ones([sub.size()[0], 1], (sub.kind(), sub.device())), cfg.reg, &cfg.model)?;
                     let ll_parent = one.e_step(&sub)?.1;
@@ -425,6 +447,7 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
 /// runs single-threaded inside a pool of libtorch's thread count; on CUDA the units run one after another.
 pub fn fit_units(features: &Tensor, cfg: &DygaConfig, seed: u64, epoch: usize) -> Result<Anchors> {
     cfg.validate()?;
+    crate::device::tune_allocator();
     let t0 = Instant::now();
     let (_, n_units, _) = features.size3().map_err(|_| Error::Shape { got: features.size(), expected: "[n, N, D] unit features".into() })?;
     let feats = features.detach().to_kind(Kind::Float);

@@ -46,6 +46,14 @@ impl Clone for Mixture {
     }
 }
 
+/// The eigen-decomposition of HDDC model covariances as the M-step built them (float64): per component the
+/// eigenvalues in descending order (d_k leading ones, then b_k repeated) and the eigenvectors `[K, D, D]` in the same
+/// order. EM hands it from each M-step to the next E-step, which then needs no eigen-decomposition of its own.
+struct Spectrum {
+    values: Vec<f64>,
+    vectors: Tensor,
+}
+
 /// EM settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmOptions {
@@ -130,7 +138,7 @@ impl Mixture {
             return Err(Error::Shape { got: x.size(), expected: format!("[n, {}] features", self.dim()) });
         }
         if !self.dims.is_empty() && self.dims.iter().all(|&dk| dk < d) {
-            return self.log_joint_subspace(x);
+            return self.log_joint_subspace(x, None);
         }
         self.log_joint_full(x)
     }
@@ -165,14 +173,25 @@ impl Mixture {
     /// HDDC log-densities (Bouveyron et al. 2007, the cost function of their E-step): with Σ_k = Q diag(a_1..a_dk,
     /// b, …, b) Qᵀ, (x−μ)ᵀΣ⁻¹(x−μ) = ‖x−μ‖²/b + Σ_{j≤d_k} (1/a_j − 1/b)(q_jᵀ(x−μ))² and log|Σ| = Σ log a_j +
     /// (D − d_k) log b. The distances are computed in f64 (‖x‖² − 2xᵀμ + ‖μ‖² cancels when b is small).
-    fn log_joint_subspace(&self, x: &Tensor) -> Result<Tensor> {
+    fn log_joint_subspace(&self, x: &Tensor, spectrum: Option<&Spectrum>) -> Result<Tensor> {
         let (n, d) = x.size2()?;
         let k = self.k();
         let dmax = *self.dims.iter().max().unwrap_or(&1);
-        let (evals, evecs) = self.covs.to_kind(Kind::Double).linalg_eigh("L");
-        let q = evecs.flip([-1]).narrow(2, 0, dmax); // [K, D, dmax], leading directions first
-        let evs: Vec<f64> = Vec::try_from(evals.flip([-1]).to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
-        let mut w = vec![0.0; (k * dmax) as usize];
+        let computed;
+        let spec = match spectrum {
+            Some(s) => s,
+            None => {
+                let (evals, evecs) = self.covs.to_kind(Kind::Double).linalg_eigh("L");
+                let values = Vec::try_from(evals.flip([-1]).to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
+                computed = Spectrum { values, vectors: evecs.flip([-1]) };
+                &computed
+            }
+        };
+        let q = spec.vectors.narrow(2, 0, dmax); // [K, D, dmax], leading directions first
+        let evs = &spec.values;
+        // a_j ≥ b (b is the mean of the trailing eigenvalues), so 1/a_j − 1/b = −s_j² with s_j = √(1/b − 1/a_j):
+        // the subspace term is −‖S Qᵀ(x − μ)‖², one GEMM against every component's scaled directions side by side.
+        let mut scale = vec![0.0; (k * dmax) as usize];
         let mut inv_b = Vec::with_capacity(k as usize);
         let mut logdet = Vec::with_capacity(k as usize);
         for (c, comp) in evs.chunks(d as usize).enumerate() {
@@ -183,7 +202,7 @@ impl Mixture {
                 return Err(Error::config("dyga", format!("covariance of component {c} has a non-positive leading eigenvalue")));
             }
             for (j, &a) in comp[..dk].iter().enumerate() {
-                w[c * dmax as usize + j] = 1.0 / a - 1.0 / b;
+                scale[c * dmax as usize + j] = (1.0 / b - 1.0 / a).max(0.0).sqrt();
             }
             inv_b.push(1.0 / b);
             logdet.push(comp[..dk].iter().map(|a| a.ln()).sum::<f64>() + (d as usize - dk) as f64 * b.ln());
@@ -193,10 +212,11 @@ impl Mixture {
         let x64 = x.to_kind(Kind::Double);
         let mu = self.means.to_kind(Kind::Double);
         let sq = (x64.square().sum_dim_intlist(1, true, Kind::Double) - x64.matmul(&mu.tr()) * 2.0 + mu.square().sum_dim_intlist(1, false, Kind::Double).unsqueeze(0)).clamp_min(0.0);
-        let qf = q.permute([1, 0, 2]).reshape([d, k * dmax]);
-        let shift = mu.unsqueeze(1).bmm(&q).reshape([1, k * dmax]);
-        let proj = (x64.matmul(&qf) - shift).square().view([n, k, dmax]) * t(&w).view([1, k, dmax]);
-        let maha = sq * t(&inv_b).unsqueeze(0) + proj.sum_dim_intlist(-1, false, Kind::Double);
+        let qs = q * t(&scale).view([k, 1, dmax]);
+        let qf = qs.permute([1, 0, 2]).reshape([d, k * dmax]);
+        let shift = mu.unsqueeze(1).bmm(&qs).reshape([1, k * dmax]);
+        let proj = (x64.matmul(&qf) - shift).square().view([n, k, dmax]).sum_dim_intlist(-1, false, Kind::Double);
+        let maha = sq * t(&inv_b).unsqueeze(0) - proj;
         let c = d as f64 * (2.0 * std::f64::consts::PI).ln();
         let lp = (maha + t(&logdet).unsqueeze(0) + c) * -0.5 + self.weights.to_kind(Kind::Double).log().unsqueeze(0);
         Ok(lp.to_kind(self.means.kind()))
@@ -204,13 +224,27 @@ impl Mixture {
 
     /// E-step: responsibilities `[n, K]` and the mean log-likelihood.
     pub fn e_step(&self, x: &Tensor) -> Result<(Tensor, f64)> {
-        let lj = self.log_joint(x)?;
-        let lse = lj.logsumexp([1], true);
-        let ll = lse.mean(Kind::Double).double_value(&[]);
+        self.e_step_spectral(x, None)
+    }
+
+    fn e_step_spectral(&self, x: &Tensor, spectrum: Option<&Spectrum>) -> Result<(Tensor, f64)> {
+        let lj = match spectrum {
+            Some(s) if self.dims.iter().all(|&dk| dk < self.dim()) => self.log_joint_subspace(&x.to_kind(self.means.kind()), Some(s))?,
+            _ => self.log_joint(x)?,
+        };
+        // log Σ_k exp(l_k) = m + log Σ_k exp(l_k − m), with one exp for both the sum and the responsibilities.
+        // Terms below exp(−UNDERFLOW) are set to zero instead of being evaluated: they are below float32's normal
+        // range, and MKL's exp takes a slow path for every such argument (10x slower in perf on these shapes).
+        let m = lj.amax([1], true);
+        let d = &lj - &m;
+        let cut = if lj.kind() == Kind::Double { 700.0 } else { 80.0 };
+        let e = d.clamp_min(-cut).exp().masked_fill(&d.le(-cut), 0.0);
+        let s = e.sum_dim_intlist(1, true, e.kind());
+        let ll = (s.log() + &m).mean(Kind::Double).double_value(&[]);
         if !ll.is_finite() {
             return Err(Error::config("dyga", format!("the mixture's log-likelihood is {ll}")));
         }
-        Ok(((lj - lse).exp(), ll))
+        Ok((e / s, ll))
     }
 
     /// Hard assignment: argmax of the posterior `[n]`.
@@ -225,6 +259,10 @@ impl Mixture {
 
     /// M-step; for HDDC, `dims` fixes each component's d_k instead of choosing it afresh.
     pub fn m_step_dims(x: &Tensor, resp: &Tensor, reg: f64, model: &CovModel, dims: Option<&[i64]>) -> Result<Mixture> {
+        Ok(Self::m_step_spectral(x, resp, reg, model, dims)?.0)
+    }
+
+    fn m_step_spectral(x: &Tensor, resp: &Tensor, reg: f64, model: &CovModel, dims: Option<&[i64]>) -> Result<(Mixture, Option<Spectrum>)> {
         let (n, d) = x.size2().unwrap();
         let nk = resp.sum_dim_intlist(0, false, x.kind()) + 10.0 * f64::EPSILON;
         let means = resp.transpose(0, 1).matmul(x) / nk.unsqueeze(1);
@@ -262,29 +300,31 @@ impl Mixture {
         let covs = (&c + c.transpose(1, 2)) * 0.5 + eye * reg;
         let weights = &nk / n as f64;
         let mut m = Mixture { weights, means, covs, dims: vec![d; k as usize] };
-        if let CovModel::Hddc { fixed_dim, threshold } = model {
-            m.project_hddc_dims(*fixed_dim, *threshold, dims)?;
-        }
-        Ok(m)
+        let spectrum = match model {
+            CovModel::Hddc { fixed_dim, threshold } => Some(m.project_hddc_dims(*fixed_dim, *threshold, dims)?),
+            CovModel::Full => None,
+        };
+        Ok((m, spectrum))
     }
 
     /// Replace each covariance by its HDDC model: keep the d_k leading eigenvalues, tie the rest to their mean.
     pub fn project_hddc(&mut self, fixed_dim: Option<i64>, threshold: f64) -> Result<()> {
-        self.project_hddc_dims(fixed_dim, threshold, None)
+        self.project_hddc_dims(fixed_dim, threshold, None).map(|_| ())
     }
 
-    fn project_hddc_dims(&mut self, fixed_dim: Option<i64>, threshold: f64, given: Option<&[i64]>) -> Result<()> {
+    /// The projection, returning the model covariances' eigen-decomposition in float64.
+    fn project_hddc_dims(&mut self, fixed_dim: Option<i64>, threshold: f64, given: Option<&[i64]>) -> Result<Spectrum> {
         let d = self.dim();
-        let (evals, evecs) = self.covs.linalg_eigh("L"); // ascending
+        let (evals, evecs) = self.covs.to_kind(Kind::Double).linalg_eigh("L"); // ascending
         let ev = evals.flip([-1]); // descending
         let q = evecs.flip([-1]);
-        let evs: Vec<f64> = Vec::<f64>::try_from(ev.to_kind(Kind::Double).to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
+        let evs: Vec<f64> = Vec::<f64>::try_from(ev.to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
         let mut dims = Vec::new();
         let mut newv = Vec::with_capacity(evs.len());
         for (k, comp) in evs.chunks(d as usize).enumerate() {
             let dk = match (given, fixed_dim) {
-                (Some(g), _) => g[k].clamp(1, d - 1),
-                (None, Some(f)) => f.clamp(1, d - 1),
+                (_, Some(f)) => f.clamp(1, d - 1),
+                (Some(g), None) => cattell(comp, threshold).max(g[k]).clamp(1, d - 1),
                 (None, None) => cattell(comp, threshold),
             };
             let rest = &comp[dk as usize..];
@@ -292,11 +332,11 @@ impl Mixture {
             newv.extend(comp.iter().enumerate().map(|(j, &a)| if (j as i64) < dk { a } else { b }));
             dims.push(dk);
         }
-        let v = Tensor::from_slice(&newv).view([-1, d]).to_kind(self.covs.kind()).to_device(self.covs.device());
-        self.covs = (&q * v.unsqueeze(1)).matmul(&q.transpose(-2, -1));
-        self.covs = (&self.covs + self.covs.transpose(-2, -1)) * 0.5;
+        let v = Tensor::from_slice(&newv).view([-1, d]).to_device(self.covs.device());
+        let covs = (&q * v.unsqueeze(1)).matmul(&q.transpose(-2, -1));
+        self.covs = ((&covs + covs.transpose(-2, -1)) * 0.5).to_kind(self.covs.kind());
         self.dims = dims;
-        Ok(())
+        Ok(Spectrum { values: newv, vectors: q })
     }
 
     /// EM from this mixture. Components whose mass falls below one sample are dropped (and counted). With HDDC
@@ -305,8 +345,9 @@ impl Mixture {
     pub fn em(mut self, x: &Tensor, opt: &EmOptions) -> Result<(Mixture, EmTrace)> {
         let mut trace = EmTrace::default();
         let mut prev = f64::NEG_INFINITY;
+        let mut spectrum: Option<Spectrum> = None;
         for _ in 0..opt.max_iter {
-            let (resp, ll) = self.e_step(x)?;
+            let (resp, ll) = self.e_step_spectral(x, spectrum.as_ref())?;
             trace.log_likelihood.push(ll);
             trace.iterations += 1;
             let mass: Vec<f64> = Vec::<f64>::try_from(resp.sum_dim_intlist(0, false, Kind::Double).to_device(tch::Device::Cpu)).map_err(Error::Torch)?;
@@ -323,7 +364,7 @@ impl Mixture {
                 resp
             };
             let fixed = (trace.iterations > 1).then_some(kept_dims.as_slice());
-            self = Mixture::m_step_dims(x, &resp, opt.reg, &opt.model, fixed)?;
+            (self, spectrum) = Mixture::m_step_spectral(x, &resp, opt.reg, &opt.model, fixed)?;
             if let Some(tol) = opt.tol {
                 if (ll - prev).abs() < tol {
                     trace.converged = true;

@@ -34,7 +34,8 @@ pub struct DygaConfig {
     pub k_max: usize,
     /// EM iterations of every fit (initial, children, final).
     pub max_iter: usize,
-    /// EM stops early when the mean log-likelihood improves by less than this (0: never).
+    /// EM stops early when the mean log-likelihood improves by less than this (0: never). 1e-3 is scikit-learn's
+    /// `GaussianMixture` default on the same quantity; 1e-4 took nearly twice the time for +0.08 nats on `dydis bench anchors`.
     pub tol: f64,
     pub reg: f64,
     /// φ: a feature belongs to the hard cluster of k when its responsibility exceeds φ.
@@ -69,7 +70,7 @@ impl Default for DygaConfig {
             k0: 8,
             k_max: 32,
             max_iter: 30,
-            tol: 1e-4,
+            tol: 1e-3,
             reg: 1e-6,
             phi: 0.5,
             psi: 0.5,

@@ -255,6 +255,7 @@ pub struct AeTrainer {
 impl AeTrainer {
     /// A new run writing to `run_dir/ae` (an existing checkpoint there is resumed when `resume`).
     pub fn new(config: &RunConfig, device: Device, run_dir: &Path, resume: bool) -> Result<Self> {
+        crate::device::tune_allocator();
         let data = open_data(config)?;
         // Initial weights come from the run's seed.
         tch::manual_seed(config.seed as i64);
@@ -442,6 +443,7 @@ impl LdmTrainer {
     /// A run writing to `run_dir/ldm`. A VQ first stage is loaded from `run_dir/ae` (train it first). With `resume`,
     /// the newest checkpoint in `run_dir/ldm` is continued.
     pub fn new(config: &RunConfig, device: Device, run_dir: &Path, resume: bool) -> Result<Self> {
+        crate::device::tune_allocator();
         let data = open_data(config)?;
         tch::manual_seed(config.seed as i64);
         let mut ldm = Ldm::new(config, device)?;
