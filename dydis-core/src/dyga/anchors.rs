@@ -218,11 +218,11 @@ fn conform(mut m: Mixture, model: &super::CovModel) -> Result<Mixture> {
     Ok(m)
 }
 
-/// EM from a fresh start (k-means++ means or split children, with shared full covariances). HDDC first runs a
-/// full-covariance EM from it and then its own: from such a start Cattell's test sees the spread between the
-/// clusters a component still covers and gives it d_k = 1, and the subspace EM then settles into partitions that
-/// cut through clusters, which the splits multiply (K 8–12 for 6 true components in tests/dyga.rs without it).
-/// Returns the mixture and each run's trace, tagged (" (full-covariance start)" for the first of two).
+/// EM from k-means++ means with the global covariance. HDDC first runs a full-covariance EM from there and then
+/// its own: from such a start Cattell's test sees the spread between the clusters a component still covers and gives
+/// it d_k = 1, and the subspace EM then settles into partitions that cut through clusters, which the splits multiply
+/// (K 7–12 for 6 true components in tests/dyga.rs without it). Returns the mixture and each run's trace, tagged
+/// (" (full-covariance start)" for the first of two).
 fn em_from_start(m0: Mixture, x: &Tensor, opt: &EmOptions) -> Result<(Mixture, Vec<(&'static str, EmTrace)>)> {
     let mut traces = Vec::new();
     let m0 = if opt.model == super::CovModel::Full {
@@ -362,18 +362,20 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
                 events.push(Event::SplitSkipped { round, parent: ids[k], reason: "hard cluster has one distinct point".into() });
                 continue;
             }
-            match em_from_start(c0, &sub, &opt) {
-                Ok((child, traces)) if child.k() == 2 => {
-                    for (tag, tr) in &traces {
-                        record_em(&mut events, &mut ll, &format!("split {round} child of {}{tag}", ids[k]), tr);
-                    }
+            // Children are fitted, and the split judged, in the full-covariance model whatever the mixture's model:
+            // BIC then compares like with like (its penalty counts full covariances), and a fresh subspace EM on a
+            // cluster that may hold several true clusters is what cuts through them (see `em_from_start`). Accepted
+            // children enter the mixture projected into its model and are refit with every component by the EM that
+            // follows the round.
+            let full = EmOptions { model: super::CovModel::Full, ..opt.clone() };
+            match c0.em(&sub, &full) {
+                Ok((child, ctr)) if child.k() == 2 => {
+                    record_em(&mut events, &mut ll, &format!("split {round} child of {}", ids[k]), &ctr);
                     let ns = sub.size()[0] as f64;
-                    let one = Mixture::m_step(&sub, &Tensor::ones([sub.size()[0], 1], (sub.kind(), sub.device())), cfg.reg, &cfg.model)?;
+                    let one = Mixture::m_step(&sub, &Tensor::ones([sub.size()[0], 1], (sub.kind(), sub.device())), cfg.reg, &super::CovModel::Full)?;
                     let ll_parent = one.e_step(&sub)?.1;
                     let ll_child = child.e_step(&sub)?.1;
                     let d = sub.size()[1];
-                    // The penalty counts full-covariance parameters even for HDDC: conservative, it keeps a single
-                    // Gaussian cluster whose spectrum HDDC models only roughly from being split.
                     let p_parent = component_params(&super::CovModel::Full, d, d);
                     let p_child = 2.0 * p_parent + 1.0;
                     let delta_bic = -2.0 * ns * (ll_child - ll_parent) + (p_child - p_parent) * ns.ln();
@@ -381,6 +383,7 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
                         events.push(Event::SplitSkipped { round, parent: ids[k], reason: format!("children do not lower BIC (change {delta_bic:.1})") });
                         continue;
                     }
+                    let child = conform(child, &cfg.model)?;
                     let cw: Vec<f64> = Vec::try_from(child.weights.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
                     let pw = m.weights.double_value(&[k as i64]);
                     let cid = [next_id, next_id + 1];
