@@ -195,7 +195,7 @@ enum DataAction {
     List,
     /// Factor table and counts; saves a sample grid and one traversal per factor as PNG.
     Info {
-        /// A dataset name (see `dydis data list`) or a file.
+        /// A dataset name (see `dydis data list`), a file, or a CelebA folder (img_align_celeba/ + list_attr_celeba.txt).
         dataset: String,
         /// Output folder (default runs/data/<dataset>).
         #[arg(long)]
@@ -494,8 +494,27 @@ fn data_command(action: DataAction) -> Result<i32> {
             println!("{}\n\nAny supported file can be given by path instead (dSprites .npz).", t.to_text());
         }
         DataAction::Info { dataset, out } => {
-            let ds = data::open(&dataset)?;
             let out = out.unwrap_or_else(|| PathBuf::from("runs/data").join(file_safe(&dataset)));
+            if Path::new(&dataset).join("list_attr_celeba.txt").is_file() {
+                // CelebA: attributes instead of factors; one with/without grid per attribute instead of traversals.
+                let ds = data::CelebA::open(&dataset, 64)?;
+                println!("celeba: {} images of 3x64x64 (the D2C crop), no factor grid\n", ds.len());
+                println!("{}\n", ds.attribute_table().to_text());
+                ds.sample_grid(32, 0, 2)?.save_png(out.join("samples.png"))?;
+                let mut written = 0;
+                for name in ds.attribute_names() {
+                    match ds.attribute_grid(name, 8, 0, 2) {
+                        Ok(img) => {
+                            img.save_png(out.join(format!("attribute-{}.png", file_safe(name))))?;
+                            written += 1;
+                        }
+                        Err(e) => println!("{name}: no grid ({e})"),
+                    }
+                }
+                println!("sample grid and {written} attribute grids (with it / without it) written to {}", out.display());
+                return Ok(0);
+            }
+            let ds = data::open(&dataset)?;
             let s = ds.image_shape();
             println!("{}: {} images of {}x{}x{}\n", ds.name(), ds.len(), s.channels, s.height, s.width);
             println!("{}\n", ds.factors().table().to_text());

@@ -159,6 +159,15 @@ fn data_commands_list_inspect_and_compare() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("'no-such-set' is neither a known dataset"));
 
+    // A CelebA folder (synthetic content in the real layout): attribute table, samples, one grid per attribute.
+    let celeba = dydis_core::data::celeba::write_synthetic(dir.join("celeba"), 30, 1).unwrap();
+    let out_dir = dir.join("celeba-info");
+    let text = run_ok(&["data", "info", celeba.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+    assert!(text.contains("celeba: 30 images") && text.contains("Large_Object"), "{text}");
+    assert_eq!(&std::fs::read(out_dir.join("samples.png")).unwrap()[1..4], b"PNG");
+    let grids = std::fs::read_dir(&out_dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("attribute-")).count();
+    assert!(grids >= 3 && text.contains(&format!("{grids} attribute grids")), "{grids}: {text}");
+
     // fetch: names are checked before any network access; CelebA explains how to obtain it.
     let out = dydis().args(["data", "fetch", "shapes4d"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("known: shapes3d, dsprites, mpi3d_toy, cars3d"));

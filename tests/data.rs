@@ -250,6 +250,36 @@ fn celeba_folders_load_with_0_1_attributes_and_the_d2c_crop() {
 }
 
 #[test]
+fn celeba_displays_its_attributes_and_with_without_grids() {
+    use dydis_core::data::celeba::{write_synthetic, SYNTHETIC_ATTRIBUTES};
+    use dydis_core::data::CelebA;
+    use dydis_core::display::Show;
+    let root = write_synthetic(tmp("celeba-view"), 24, 3).unwrap();
+    let ds = CelebA::open(&root, 32).unwrap();
+    assert_eq!(ds.len(), 24);
+    assert_eq!(ds.attribute_names(), SYNTHETIC_ATTRIBUTES.map(String::from).as_slice());
+    // The table counts what the list says.
+    let t = ds.attribute_table().to_text();
+    for (a, name) in SYNTHETIC_ATTRIBUTES.iter().enumerate() {
+        let n = (0..ds.len()).filter(|&i| ds.attributes(i)[a] == 1).count();
+        assert!(t.lines().any(|l| l.contains(name) && l.split_whitespace().nth(2) == Some(n.to_string().as_str())), "{name}: {n}\n{t}");
+    }
+    // Images: the scene sits in the crop window, so the 32 px images are not the grey frame.
+    let b = ds.batch(&[0], tch::Device::Cpu).unwrap();
+    assert!(b.std(true).double_value(&[]) > 0.05);
+    // Attribute grid: two rows of n (with it / without it), and clear errors.
+    let a = SYNTHETIC_ATTRIBUTES.iter().find(|n| (0..ds.len()).any(|i| ds.attributes(i)[ds.attribute_names().iter().position(|x| x == *n).unwrap()] == 1)
+        && (0..ds.len()).any(|i| ds.attributes(i)[ds.attribute_names().iter().position(|x| x == *n).unwrap()] == 0)).unwrap();
+    let g = ds.attribute_grid(a, 4, 0, 1).unwrap();
+    assert_eq!((g.width, g.height), (4 * 32 + 5 * 2, 2 * 32 + 3 * 2));
+    assert!(g.caption.clone().unwrap_or_default().starts_with(a));
+    assert!(ds.attribute_grid("Smiling", 4, 0, 1).unwrap_err().to_string().contains("'Smiling' is not one of"));
+    let v = ds.view().unwrap();
+    assert!(v.to_html().contains("<img") && v.to_html().contains("Large_Object"));
+    assert_eq!(ds.sample_grid(8, 1, 1).unwrap().width, 8 * 32 + 9 * 2);
+}
+
+#[test]
 fn broken_celeba_files_are_clear_errors() {
     use dydis_core::data::CelebA;
     let root = synthetic_celeba("bad", 3);

@@ -6,7 +6,10 @@
 //! left 25, then a resize to the output size (64 by default) with an antialiasing triangle filter.
 //! CelebA's licence forbids redistribution: dydis never ships or copies it; tests use synthetic files.
 use super::{decode_batch, ImageShape};
+use crate::display::{image_grid, GridOptions, Image, Panel, Table};
 use crate::error::{Error, Result};
+use rand::seq::IndexedRandom;
+use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 
@@ -144,4 +147,111 @@ impl CelebA {
         }
         decode_batch(indices.len(), self.image_shape(), device, |k, out| self.write_image(indices[k], out))
     }
+}
+
+impl CelebA {
+    /// Per attribute: how many images have it and what fraction that is.
+    pub fn attribute_table(&self) -> Table {
+        let k = self.names.len();
+        let mut t = Table::new(["#", "attribute", "images with it", "fraction"]).with_title(format!("{} attributes over {} images", k, self.len()));
+        for (a, name) in self.names.iter().enumerate() {
+            let n = self.attrs.iter().skip(a).step_by(k).filter(|&&v| v == 1).count();
+            t.push_row([a.to_string(), name.clone(), n.to_string(), format!("{:.3}", n as f64 / self.len().max(1) as f64)]);
+        }
+        t
+    }
+
+    fn attribute_index(&self, attribute: &str) -> Result<usize> {
+        self.names.iter().position(|n| n == attribute).ok_or_else(|| Error::config("attribute", format!("'{attribute}' is not one of CelebA's attributes ({})", self.names.join(", "))))
+    }
+
+    fn grid(&self, indices: &[usize], ncol: usize, scale: usize) -> Result<Image> {
+        image_grid(&self.batch(indices, Device::Cpu)?, GridOptions { ncol, scale, ..Default::default() })
+    }
+
+    /// `n` images drawn without replacement (seeded), 8 per row.
+    pub fn sample_grid(&self, n: usize, seed: u64, scale: usize) -> Result<Image> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let idx: Vec<usize> = rand::seq::index::sample(&mut rng, self.len(), n.clamp(1, self.len().max(1))).into_iter().collect();
+        Ok(self.grid(&idx, 8, scale)?.with_caption(format!("{} random images (seed {seed})", idx.len())))
+    }
+
+    /// CelebA's counterpart of a factor traversal: a row of `n` images that have `attribute` above a row of `n`
+    /// that do not (seeded draws; fewer when fewer exist).
+    pub fn attribute_grid(&self, attribute: &str, n: usize, seed: u64, scale: usize) -> Result<Image> {
+        let a = self.attribute_index(attribute)?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (with, without): (Vec<usize>, Vec<usize>) = (0..self.len()).partition(|&i| self.attributes(i)[a] == 1);
+        let n = n.max(1);
+        let pick = |v: &[usize], rng: &mut rand_chacha::ChaCha8Rng| -> Vec<usize> { v.choose_multiple(rng, n).copied().collect() };
+        let (w, wo) = (pick(&with, &mut rng), pick(&without, &mut rng));
+        if w.is_empty() || wo.is_empty() {
+            return Err(Error::config("attribute", format!("'{attribute}': {} image(s) have it and {} do not; both rows need at least one", with.len(), without.len())));
+        }
+        // Two rows of n: pad a short row by repeating its last image so that the rows line up.
+        let row = |v: &[usize]| -> Vec<usize> { (0..n).map(|i| v[i.min(v.len() - 1)]).collect() };
+        let idx: Vec<usize> = row(&w).into_iter().chain(row(&wo)).collect();
+        Ok(self.grid(&idx, n, scale)?.with_caption(format!("{attribute}: with it (top, {} of {}), without it (bottom, {} of {})", w.len(), with.len(), wo.len(), without.len())))
+    }
+
+    /// How CelebA shows itself in a notebook: its attribute table beside a sample grid.
+    pub fn view(&self) -> Result<CelebAView> {
+        let s = self.size;
+        let title = format!("celeba: {} images, 3x{s}x{s}, {} binary attributes (no factor grid)", self.len(), self.names.len());
+        Ok(CelebAView { table: self.attribute_table().with_title(title.clone()), samples: self.sample_grid(16, 0, if s <= 32 { 2 } else { 1 })?, title })
+    }
+}
+
+/// CelebA's display: the attribute table and 16 random images.
+pub struct CelebAView {
+    pub title: String,
+    pub table: Table,
+    pub samples: Image,
+}
+
+impl CelebAView {
+    fn panel(&self) -> Panel {
+        Panel::row().push(&self.table).push(&self.samples)
+    }
+}
+
+crate::display::impl_show_via!(CelebAView, panel);
+
+/// Attributes of the synthetic folder written by [`write_synthetic`], each read off the scene's factors.
+pub const SYNTHETIC_ATTRIBUTES: [&str; 5] = ["Large_Object", "Round_Object", "Warm_Wall", "Turned_Left", "Blue_Floor"];
+
+/// Write a folder in the real CelebA layout (`img_align_celeba/NNNNNN.jpg`, 178 x 218, and
+/// `list_attr_celeba.txt` with -1/1 values) whose content is synthetic: CelebA may not be redistributed, so demos
+/// and tests use this. Each image is a Shapes3D-like scene (random factors, seeded) rendered into the D2C crop
+/// window on a grey frame; its five attributes ([`SYNTHETIC_ATTRIBUTES`]) are read off the scene's factors.
+/// Returns `root`.
+pub fn write_synthetic(root: impl AsRef<Path>, n: usize, seed: u64) -> Result<PathBuf> {
+    use rand::Rng;
+    let root = root.as_ref().to_path_buf();
+    let imgs = root.join("img_align_celeba");
+    std::fs::create_dir_all(&imgs).map_err(|e| Error::io(&imgs, e))?;
+    let (left, top, side) = CROP;
+    let renderer = super::Shapes3DRenderer::new(side as usize)?;
+    let factors = super::GroundTruth::factors(&renderer).clone();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut list = format!("{n}\n{}\n", SYNTHETIC_ATTRIBUTES.join(" "));
+    let mut rgb = vec![0u8; (side * side * 3) as usize];
+    for i in 0..n {
+        let index = rng.random_range(0..factors.len());
+        let v = factors.values_of(index)?;
+        renderer.render_rgb(&v, &mut rgb);
+        let mut frame = image::RgbImage::from_pixel(WIDTH, HEIGHT, image::Rgb([128, 128, 128]));
+        for (k, p) in rgb.chunks_exact(3).enumerate() {
+            let (x, y) = (k as u32 % side, k as u32 / side);
+            frame.put_pixel(left + x, top + y, image::Rgb([p[0], p[1], p[2]]));
+        }
+        let file = format!("{:06}.jpg", i + 1);
+        let path = imgs.join(&file);
+        frame.save(&path).map_err(|e| Error::File { path: path.clone(), message: format!("writing: {e}") })?;
+        let attrs = [v[3] >= 1.0, v[4] != 0.0, v[1] < 0.15 || v[1] > 0.85, v[5] < 0.0, (0.55..0.75).contains(&v[0])];
+        let vals: Vec<&str> = attrs.iter().map(|&a| if a { " 1" } else { "-1" }).collect();
+        list.push_str(&format!("{file} {}\n", vals.join(" ")));
+    }
+    crate::display::write_atomic(&root.join("list_attr_celeba.txt"), list.as_bytes())?;
+    Ok(root)
 }

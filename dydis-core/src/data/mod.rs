@@ -19,7 +19,7 @@ pub mod sampling;
 pub use dsprites::{DSpritesGrid, DSpritesRenderer};
 pub use cache::{cached, CachedGrid};
 pub use cars3d::Cars3D;
-pub use celeba::CelebA;
+pub use celeba::{CelebA, CelebAView};
 pub use factors::{Factor, FactorSpace};
 pub use mpi3d::Mpi3dToy;
 pub use registry::{catalogue, open, open_images, resolve_spec};

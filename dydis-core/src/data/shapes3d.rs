@@ -293,6 +293,7 @@ pub struct Shapes3DRenderer {
     factors: FactorSpace,
     resolution: usize,
     pub params: SceneParams,
+    memo: GeometryMemo,
 }
 
 impl Shapes3DRenderer {
@@ -323,7 +324,7 @@ impl Shapes3DRenderer {
         if let Some(v) = factors.factor(3).values.iter().find(|v| !(**v > 0.0 && v.is_finite())) {
             return Err(Error::config("scale", format!("{v} is not a positive scale")));
         }
-        Ok(Shapes3DRenderer { factors, resolution, params: SceneParams::default() })
+        Ok(Shapes3DRenderer { factors, resolution, params: SceneParams::default(), memo: GeometryMemo::default() })
     }
 
     pub fn resolution(&self) -> usize {
@@ -331,14 +332,30 @@ impl Shapes3DRenderer {
     }
 
     /// Render from factor values into an RGB byte buffer (`resolution² · 3`, row-major, interleaved).
+    /// Geometries (what each ray hits, and its shading) are ray-cast once per scale, shape and orientation and
+    /// reused for every hue combination (`GeometryMemo`); the bytes are those of [`render`].
     pub fn render_rgb(&self, values: &[f64], out: &mut [u8]) {
-        render(&self.params, self.resolution, values, out)
+        let g = self.memo.get(&self.params, self.resolution, values);
+        compose(&self.params, self.resolution, &g, values, out)
     }
 }
 
 /// Render one image from the six factor values with the given scene constants.
 pub fn render(p: &SceneParams, res: usize, v: &[f64], out: &mut [u8]) {
-    let (floor_c, wall_c, obj_c) = (hue_rgb(v[0]), hue_rgb(v[1]), hue_rgb(v[2]));
+    compose(p, res, &geometry(p, res, v), v, out)
+}
+
+/// What one primary ray sees, whatever the three hues: the sky, or a surface with its shading factor and specular
+/// term (its colour is then `(hue · factor + spec)` clamped to [0, 1], per channel).
+#[derive(Clone, Copy)]
+enum RayShade {
+    Sky,
+    Lit { surface: Surface, factor: f64, spec: f64 },
+}
+
+/// Every primary ray of one image (pixels row-major, `supersample²` rays each). Depends on scale, shape and
+/// orientation only (`v[3..6]`): the grid's 1,000 hue combinations share it.
+fn geometry(p: &SceneParams, res: usize, v: &[f64]) -> Vec<RayShade> {
     let object = Object { shape: v[4].round() as usize, scale: v[3] };
     let az = (p.azimuth_sign * v[5]).to_radians();
     let cam = [p.cam_radius * az.sin(), p.cam_height, -p.cam_radius * az.cos()];
@@ -347,7 +364,6 @@ pub fn render(p: &SceneParams, res: usize, v: &[f64], out: &mut [u8]) {
     let up = cross(right, fwd);
     let half = (p.fov_deg.to_radians() / 2.0).tan();
     let ss = p.supersample.max(1);
-    let sky = p.sky.map(|c| c as f64 / 255.0);
     // Light samples on a small disc facing the scene (soft shadows), fixed pattern.
     let nl = p.light_samples.max(1);
     let light_samples: Vec<V3> = (0..nl)
@@ -357,23 +373,95 @@ pub fn render(p: &SceneParams, res: usize, v: &[f64], out: &mut [u8]) {
             add(p.light, [rr * a.cos(), rr * a.sin(), 0.0])
         })
         .collect();
+    let mut rays = Vec::with_capacity(res * res * ss * ss);
     for y in 0..res {
         for x in 0..res {
-            let mut acc = [0.0; 3];
             for sy in 0..ss {
                 for sx in 0..ss {
                     let u = ((x as f64 + (sx as f64 + 0.5) / ss as f64) / res as f64 * 2.0 - 1.0) * half;
                     let w = (1.0 - (y as f64 + (sy as f64 + 0.5) / ss as f64) / res as f64 * 2.0) * half;
                     let d = norm(add(fwd, add(mul(right, u), mul(up, w))));
-                    let c = shade(p, &object, cam, d, floor_c, wall_c, obj_c, sky, &light_samples);
-                    acc = add(acc, c);
+                    rays.push(shade(p, &object, cam, d, &light_samples));
                 }
             }
-            let n = (ss * ss) as f64;
-            for k in 0..3 {
-                out[(y * res + x) * 3 + k] = (acc[k] / n * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    rays
+}
+
+/// Colour the rays of `geometry` with the hues `v[0..3]` and average each pixel's rays into RGB bytes.
+fn compose(p: &SceneParams, res: usize, rays: &[RayShade], v: &[f64], out: &mut [u8]) {
+    let (floor_c, wall_c, obj_c) = (hue_rgb(v[0]), hue_rgb(v[1]), hue_rgb(v[2]));
+    let sky = p.sky.map(|c| c as f64 / 255.0);
+    let per = p.supersample.max(1).pow(2);
+    for (px, pixel) in rays.chunks(per).enumerate() {
+        let mut acc = [0.0; 3];
+        for r in pixel {
+            let c = match *r {
+                RayShade::Sky => sky,
+                RayShade::Lit { surface, factor, spec } => {
+                    let base = match surface {
+                        Surface::Floor => floor_c,
+                        Surface::Wall => wall_c,
+                        Surface::Object => obj_c,
+                    };
+                    base.map(|c| (c * factor + spec).clamp(0.0, 1.0))
+                }
+            };
+            acc = add(acc, c);
+        }
+        let n = per as f64;
+        for k in 0..3 {
+            out[px * 3 + k] = (acc[k] / n * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    debug_assert_eq!(rays.len(), res * res * per);
+}
+
+/// Geometries kept for reuse, keyed by (scale, shape, orientation), up to `GEOMETRY_MEMO_BYTES`: rendering the
+/// grid then costs one ray-cast per geometry (480 in the full grid) and a colouring pass per image. Cleared when the
+/// scene constants change (they are a public field, changed by calibration).
+#[derive(Clone, Default)]
+struct GeometryMemo(std::sync::Arc<std::sync::Mutex<MemoInner>>);
+
+#[derive(Default)]
+struct MemoInner {
+    params: Option<SceneParams>,
+    resolution: usize,
+    map: std::collections::HashMap<[u64; 3], std::sync::Arc<Vec<RayShade>>>,
+    bytes: usize,
+}
+
+const GEOMETRY_MEMO_BYTES: usize = 256 << 20;
+
+impl std::fmt::Debug for GeometryMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|m| m.map.len()).unwrap_or(0);
+        write!(f, "GeometryMemo({n} geometries)")
+    }
+}
+
+impl GeometryMemo {
+    fn get(&self, p: &SceneParams, res: usize, v: &[f64]) -> std::sync::Arc<Vec<RayShade>> {
+        let key = [v[3].to_bits(), v[4].to_bits(), v[5].to_bits()];
+        {
+            let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if m.params.as_ref() != Some(p) || m.resolution != res {
+                *m = MemoInner { params: Some(p.clone()), resolution: res, ..Default::default() };
+            }
+            if let Some(g) = m.map.get(&key) {
+                return g.clone();
             }
         }
+        // Cast outside the lock (two threads may cast the same geometry once each; the result is identical).
+        let g = std::sync::Arc::new(geometry(p, res, v));
+        let size = g.len() * std::mem::size_of::<RayShade>();
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.params.as_ref() == Some(p) && m.resolution == res && m.bytes + size <= GEOMETRY_MEMO_BYTES && !m.map.contains_key(&key) {
+            m.bytes += size;
+            m.map.insert(key, g.clone());
+        }
+        g
     }
 }
 
@@ -408,21 +496,19 @@ fn room_hit(p: &SceneParams, o: V3, d: V3) -> Option<Hit> {
     best
 }
 
-#[allow(clippy::too_many_arguments)]
-fn shade(p: &SceneParams, obj: &Object, o: V3, d: V3, floor_c: V3, wall_c: V3, obj_c: V3, sky: V3, lights: &[V3]) -> V3 {
+fn shade(p: &SceneParams, obj: &Object, o: V3, d: V3, lights: &[V3]) -> RayShade {
     let room = room_hit(p, o, d);
     let hit = match (obj.intersect(p, o, d), room) {
         (Some((t, n)), r) if r.as_ref().is_none_or(|r| t < r.t) => Hit { t, normal: n, surface: Surface::Object },
         (_, Some(r)) => r,
-        _ => return sky,
+        _ => return RayShade::Sky,
     };
     let q = add(o, mul(d, hit.t));
     if matches!(hit.surface, Surface::Wall) && q[1] > p.wall_height {
-        return sky;
+        return RayShade::Sky;
     }
     let n = hit.normal;
-    // Soft visibility of the light from q: fraction of light samples not blocked by the object.
-    let mut lit = 0.0;
+    // Soft visibility of the light from q: the light samples not blocked by the object contribute.
     let mut ndotl = 0.0;
     let mut spec = 0.0;
     for ls in lights {
@@ -438,7 +524,6 @@ fn shade(p: &SceneParams, obj: &Object, o: V3, d: V3, floor_c: V3, wall_c: V3, o
         if blocked {
             continue;
         }
-        lit += 1.0;
         ndotl += cos;
         if matches!(hit.surface, Surface::Object) {
             let r = sub(mul(n, 2.0 * cos), l);
@@ -446,15 +531,8 @@ fn shade(p: &SceneParams, obj: &Object, o: V3, d: V3, floor_c: V3, wall_c: V3, o
         }
     }
     let k = lights.len() as f64;
-    let (base, gain) = match hit.surface {
-        Surface::Floor => (floor_c, 1.0),
-        Surface::Wall => (wall_c, p.wall_gain),
-        Surface::Object => (obj_c, 1.0),
-    };
-    let _ = lit;
-    let factor = (p.ambient + p.diffuse * ndotl / k) * gain;
-    let s = p.specular * spec / k;
-    base.map(|c| (c * factor + s).clamp(0.0, 1.0))
+    let gain = if matches!(hit.surface, Surface::Wall) { p.wall_gain } else { 1.0 };
+    RayShade::Lit { surface: hit.surface, factor: (p.ambient + p.diffuse * ndotl / k) * gain, spec: p.specular * spec / k }
 }
 
 impl GroundTruth for Shapes3DRenderer {
@@ -642,6 +720,28 @@ mod tests {
         let changed_rows: Vec<usize> = (0..32).filter(|&y| (0..32 * 3).any(|k| a[y * 96 + k] != b[y * 96 + k])).collect();
         assert!(changed_rows.iter().all(|&y| y >= 14), "floor hue changed something above the floor: {changed_rows:?}");
         assert!(!changed_rows.is_empty());
+    }
+
+    #[test]
+    fn memoised_geometry_gives_the_bytes_of_a_direct_render() {
+        let mut r = Shapes3DRenderer::subsampled([2, 2, 2, 2, 4, 3], 24).unwrap();
+        for i in 0..r.len() {
+            let v = r.factors().values_of(i).unwrap();
+            let mut direct = vec![0u8; 24 * 24 * 3];
+            render(&r.params, 24, &v, &mut direct);
+            assert_eq!(rgb(&r, v.clone().try_into().unwrap()), direct, "index {i}");
+        }
+        assert_eq!(r.memo.0.lock().unwrap().map.len(), 2 * 4 * 3, "one geometry per scale, shape and orientation");
+        // Changing the scene constants drops the kept geometries.
+        let v = [0.1, 0.2, 0.3, 1.0, 2.0, 0.0];
+        let before = rgb(&r, v);
+        r.params.light[0] += 1.0;
+        let after = rgb(&r, v);
+        let mut direct = vec![0u8; 24 * 24 * 3];
+        render(&r.params, 24, &v, &mut direct);
+        assert_ne!(before, after);
+        assert_eq!(after, direct);
+        assert_eq!(r.memo.0.lock().unwrap().map.len(), 1);
     }
 
     #[test]
