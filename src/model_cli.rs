@@ -316,6 +316,7 @@ pub fn bench_train_step(presets: &[String], warmup: usize, steps: usize, referen
                     bail!("the reference script failed for {name} ({attn})");
                 }
                 let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&res)?)?;
+        let _ = std::fs::remove_file(&raw_path); // 1.3 MB of input, no longer needed
                 entry[format!("pytorch_{attn}")] = r;
             }
             let ours_ms = entry["dydis"]["step_ms"]["median"].as_f64().unwrap_or(f64::NAN);
@@ -494,6 +495,7 @@ pub fn bench_anchors(units: i64, features: i64, reference: bool, python: &Path, 
             bail!("the reference script failed (bench/dyga_released_ref.py)");
         }
         let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&res)?)?;
+        let _ = std::fs::remove_file(&raw_path); // 1.3 MB of input, no longer needed
         let u = &r["units"][0];
         let ref_s = u["seconds"].as_f64().unwrap_or(f64::NAN);
         let ref_ll = u["mean_log_likelihood"].as_f64().unwrap_or(f64::NAN);
