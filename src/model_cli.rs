@@ -316,7 +316,6 @@ pub fn bench_train_step(presets: &[String], warmup: usize, steps: usize, referen
                     bail!("the reference script failed for {name} ({attn})");
                 }
                 let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&res)?)?;
-        let _ = std::fs::remove_file(&raw_path); // 1.3 MB of input, no longer needed
                 entry[format!("pytorch_{attn}")] = r;
             }
             let ours_ms = entry["dydis"]["step_ms"]["median"].as_f64().unwrap_or(f64::NAN);

@@ -556,7 +556,15 @@ impl LdmTrainer {
             _ => (0..n).collect(),
         };
         let feats = self.ldm.collect_units(self.driver.data.as_ref(), &idx, self.config.train.batch_size.max(64))?;
-        let anchors = crate::dyga::fit_units(&feats, &self.config.dyga, self.config.seed.wrapping_add(epoch as u64), epoch)?;
+        let anchors = match crate::dyga::fit_units(&feats, &self.config.dyga, self.config.seed.wrapping_add(epoch as u64), epoch) {
+            Ok(a) => a,
+            Err(e) => {
+                // Keep what the fit saw, so the failure can be reproduced (`dyga::fit_units` on the saved tensor).
+                let path = self.driver.stage_dir.join(format!("refit-failed-epoch-{epoch}.pt"));
+                let saved = feats.to_device(Device::Cpu).save(&path).map(|_| format!("; its features [n, N, D] are saved in {}", path.display())).unwrap_or_default();
+                return Err(Error::config("dyga", format!("anchor refit after epoch {epoch} failed: {e}{saved}")));
+            }
+        };
         let record = crate::viz::RefitRecord::of(&anchors, self.step, idx.len());
         println!("[dyga] epoch {epoch}: anchors refit on {} features in {:.1} s (collect {:.1} s); K per unit {:?}", idx.len(), t0.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64() - anchors.seconds, record.k);
         let line = serde_json::to_string(&record).map_err(|e| Error::config("anchors.jsonl", e.to_string()))?;
