@@ -150,6 +150,32 @@ fn split_bookkeeping_replaces_exactly_the_selected_components() {
     }
 }
 
+/// Extractor-like float32 features as the released code normalises them: ReLU outputs (most entries exactly zero,
+/// several units of scale) mapped into [−1, 0], so that a component's spread is tiny next to its distance from the
+/// origin and some dimensions are constant within it. Its covariances must stay positive definite (the M-step's
+/// uncentred shortcut made them indefinite: a refit of the released-code ablation arm failed on this).
+#[test]
+fn float32_features_far_from_the_origin_fit_in_released_mode() {
+    let x = {
+        let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(5);
+        let opts = (Kind::Float, Device::Cpu);
+        let comp = Tensor::randint(6, [10_000], (Kind::Int64, Device::Cpu));
+        let means = Tensor::randn([6, 32], opts) * 2.0;
+        let z = Tensor::randn([10_000, 32], opts) * 0.02 + means.index_select(0, &comp);
+        (z.relu() * 3.0).contiguous()
+    };
+    assert!(x.eq(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]) > 0.3, "mostly zeros, as after a ReLU");
+    for model in [CovModel::Full, CovModel::default()] {
+        let cfg = DygaConfig { align: AlignMode::ReleasedCode, model: model.clone(), ..DygaConfig::default() };
+        let a = select_anchors(0, &x, &cfg, 3).unwrap_or_else(|e| panic!("{model:?}: {e}"));
+        assert!(a.norm.offset > 0.0, "released normalisation subtracts the maximum");
+        assert!(a.mixture.covs.isfinite().all().int64_value(&[]) == 1 && a.mixture.means.isfinite().all().int64_value(&[]) == 1);
+        // ReLU-clipped clusters are not Gaussian, so K is only bounded here (6 to 8 in practice).
+        assert!((6..=cfg.k_max).contains(&a.k()), "{model:?}: K = {}", a.k());
+    }
+}
+
 #[test]
 fn degenerate_inputs_give_errors_or_documented_results() {
     let opts = (Kind::Double, Device::Cpu);

@@ -282,19 +282,21 @@ impl Mixture {
             }
             Tensor::stack(&covs, 0) / nk.view([-1, 1, 1])
         } else {
-            // Σ_k = Σ_n r_nk x xᵀ / N_k − μ_k μ_kᵀ, accumulated as one GEMM per row chunk: Xᵀ [r_1 ⊙ X | … | r_K ⊙ X].
+            // Σ_k = Σ_n r_nk (x − μ_k)(x − μ_k)ᵀ / N_k over row chunks, one batched GEMM per chunk. Centred first:
+            // the shortcut Σ r x xᵀ / N_k − μ_k μ_kᵀ cancels catastrophically in float32 when a component's spread is
+            // small next to its distance from the origin (features of the released code's [−1, 0] normalisation,
+            // constant in some dimensions, gave covariances that were not positive definite).
             let rows = (CHUNK_ELEMS / (k * d).max(1)).clamp(1, n.max(1));
-            let mut acc = Tensor::zeros([d, k * d], (x.kind(), x.device()));
+            let mut acc = Tensor::zeros([k, d, d], (x.kind(), x.device()));
             let mut s = 0;
             while s < n {
                 let e = (s + rows).min(n);
-                let xc = x.slice(0, s, e, 1);
-                let y = (resp.slice(0, s, e, 1).unsqueeze(-1) * xc.unsqueeze(1)).reshape([e - s, k * d]);
-                acc += xc.transpose(0, 1).matmul(&y);
+                let xc = x.slice(0, s, e, 1).unsqueeze(0) - means.unsqueeze(1); // [K, m, D]
+                let w = resp.slice(0, s, e, 1).transpose(0, 1).unsqueeze(-1); // [K, m, 1]
+                acc += (&xc * w).transpose(1, 2).bmm(&xc);
                 s = e;
             }
-            let second = acc.view([d, k, d]).permute([1, 0, 2]) / nk.view([-1, 1, 1]);
-            second - means.unsqueeze(2).bmm(&means.unsqueeze(1))
+            acc / nk.view([-1, 1, 1])
         };
         let eye = Tensor::eye(d, (x.kind(), x.device()));
         let covs = (&c + c.transpose(1, 2)) * 0.5 + eye * reg;
