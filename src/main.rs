@@ -495,7 +495,7 @@ fn data_command(action: DataAction) -> Result<i32> {
         }
         DataAction::Info { dataset, out } => {
             let out = out.unwrap_or_else(|| PathBuf::from("runs/data").join(file_safe(&dataset)));
-            if Path::new(&dataset).join("list_attr_celeba.txt").is_file() {
+            if data::celeba::is_folder(Path::new(&dataset)) {
                 // CelebA: attributes instead of factors; one with/without grid per attribute instead of traversals.
                 let ds = data::CelebA::open(&dataset, 64)?;
                 println!("celeba: {} images of 3x64x64 (the D2C crop), no factor grid\n", ds.len());

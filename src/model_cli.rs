@@ -489,12 +489,12 @@ pub fn bench_anchors(units: i64, features: i64, reference: bool, python: &Path, 
             .args(["--features", &raw_path.to_string_lossy(), "--shape", &shape, "--threads", &threads.to_string(), "--out", &res.to_string_lossy()])
             .env("PYTHONWARNINGS", "ignore")
             .status()
-            .with_context(|| format!("running {}", python.display()))?;
-        if !status.success() {
+            .with_context(|| format!("running {}", python.display()));
+        let _ = std::fs::remove_file(&raw_path); // 1.3 MB of input, not needed once the script has run
+        if !status?.success() {
             bail!("the reference script failed (bench/dyga_released_ref.py)");
         }
         let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&res)?)?;
-        let _ = std::fs::remove_file(&raw_path); // 1.3 MB of input, no longer needed
         let u = &r["units"][0];
         let ref_s = u["seconds"].as_f64().unwrap_or(f64::NAN);
         let ref_ll = u["mean_log_likelihood"].as_f64().unwrap_or(f64::NAN);

@@ -18,6 +18,12 @@ pub const HEIGHT: u32 = 218;
 /// The D2C crop: (left, top, size).
 pub const CROP: (u32, u32, u32) = (25, 57, 128);
 
+/// Whether `path` is a CelebA folder (it holds `list_attr_celeba.txt`); how `open_images` and `dydis data info`
+/// tell it from a grid dataset.
+pub fn is_folder(path: &Path) -> bool {
+    path.is_dir() && path.join("list_attr_celeba.txt").is_file()
+}
+
 pub struct CelebA {
     images: PathBuf,
     files: Vec<String>,

@@ -62,7 +62,7 @@ pub fn resolve_spec(spec: &str) -> String {
 pub fn open_images(spec: &str, size: usize) -> Result<Arc<dyn super::ImageSource>> {
     let resolved = resolve_spec(spec);
     let p = Path::new(&resolved);
-    if p.is_dir() && p.join("list_attr_celeba.txt").exists() {
+    if super::celeba::is_folder(p) {
         return Ok(Arc::new(super::CelebA::open(p, size)?));
     }
     Ok(Arc::new(super::Grid(super::cached(open(spec)?)?)))

@@ -132,13 +132,18 @@ impl Mixture {
     /// Per-sample, per-component log π_k + log N(x | μ_k, Σ_k): `[n, K]`. Components in the HDDC family (d_k < D)
     /// are evaluated through their subspace form, in O(D·(d_k + 1)) per sample instead of O(D²).
     pub fn log_joint(&self, x: &Tensor) -> Result<Tensor> {
+        self.log_joint_with(x, None)
+    }
+
+    /// `log_joint`, with the HDDC covariances' eigen-decomposition when the caller already has it.
+    fn log_joint_with(&self, x: &Tensor, spectrum: Option<&Spectrum>) -> Result<Tensor> {
         let x = &x.to_kind(self.means.kind());
         let (_, d) = x.size2().map_err(|_| Error::Shape { got: x.size(), expected: "[n, D] features".into() })?;
         if d != self.dim() {
             return Err(Error::Shape { got: x.size(), expected: format!("[n, {}] features", self.dim()) });
         }
         if !self.dims.is_empty() && self.dims.iter().all(|&dk| dk < d) {
-            return self.log_joint_subspace(x, None);
+            return self.log_joint_subspace(x, spectrum);
         }
         self.log_joint_full(x)
     }
@@ -228,13 +233,11 @@ impl Mixture {
     }
 
     fn e_step_spectral(&self, x: &Tensor, spectrum: Option<&Spectrum>) -> Result<(Tensor, f64)> {
-        let lj = match spectrum {
-            Some(s) if self.dims.iter().all(|&dk| dk < self.dim()) => self.log_joint_subspace(&x.to_kind(self.means.kind()), Some(s))?,
-            _ => self.log_joint(x)?,
-        };
+        let lj = self.log_joint_with(x, spectrum)?;
         // log Σ_k exp(l_k) = m + log Σ_k exp(l_k − m), with one exp for both the sum and the responsibilities.
-        // Terms below exp(−UNDERFLOW) are set to zero instead of being evaluated: they are below float32's normal
-        // range, and MKL's exp takes a slow path for every such argument (10x slower in perf on these shapes).
+        // Terms below exp(−cut) of the largest are set to zero instead of being evaluated: they are far below the
+        // kind's epsilon next to it, and MKL's exp takes a slow path for every underflowing argument (10x slower in
+        // perf on these shapes).
         let m = lj.amax([1], true);
         let d = &lj - &m;
         let cut = if lj.kind() == Kind::Double { 700.0 } else { 80.0 };
@@ -342,8 +345,8 @@ impl Mixture {
     }
 
     /// EM from this mixture. Components whose mass falls below one sample are dropped (and counted). With HDDC
-    /// and Cattell's test, d_k is chosen at the first M-step and then kept, so the likelihood never decreases from
-    /// the second iteration on (re-choosing d_k would change the model between iterations).
+    /// and Cattell's test, d_k is chosen at the first M-step and may only grow after it (the larger model nests the
+    /// smaller), so the likelihood never decreases from the second iteration on.
     pub fn em(mut self, x: &Tensor, opt: &EmOptions) -> Result<(Mixture, EmTrace)> {
         let mut trace = EmTrace::default();
         let mut prev = f64::NEG_INFINITY;
