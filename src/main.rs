@@ -203,11 +203,25 @@ enum DataAction {
     },
     /// Render a dataset once into the on-disk cache (data directory), reused by every later run.
     Render { dataset: String },
-    /// Write a dataset in its real file format (.h5 for Shapes3D-like, .npz for dSprites-like), atomically.
+    /// Write a dataset in a real file format, atomically: .h5 (the 3dshapes.h5 layout, Shapes3D-family grids),
+    /// .npz (the dSprites layout for dSprites-family grids; MPI3D's uncompressed `images` layout for RGB grids).
     Export {
         dataset: String,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Write a folder in a real dataset's layout with synthetic (Shapes3D-like) content: `celeba`
+    /// (img_align_celeba/ JPEGs + list_attr_celeba.txt) or `cars3d` (car_NNN_mesh.mat files + list.txt).
+    Synthetic {
+        /// celeba or cars3d.
+        layout: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Images (celeba) or objects of 96 views each (cars3d).
+        #[arg(long, default_value_t = 1_000)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Download a real dataset from its official location and verify it (needs internet access).
     Fetch {
@@ -261,11 +275,21 @@ enum BenchWhat {
         #[arg(long, default_value = "runs/bench/eval.json")]
         out: PathBuf,
     },
-    /// Dataset rendering, loading and batching throughput.
+    /// Dataset rendering, loading and batching throughput, and each real file format's loader on a file
+    /// written in that format.
     Data {
         /// Images per measurement.
         #[arg(long, default_value_t = 20_000)]
         images: usize,
+        /// Skip the real-format loaders (writing their files takes about a minute).
+        #[arg(long)]
+        no_formats: bool,
+        /// Objects in the Cars3D folder written for the loader measurement (96 views each).
+        #[arg(long, default_value_t = 12)]
+        cars3d_objects: usize,
+        /// JPEGs in the CelebA folder written for the loader measurement.
+        #[arg(long, default_value_t = 3_000)]
+        celeba_images: usize,
         #[arg(long, default_value = "runs/bench/data.json")]
         out: PathBuf,
     },
@@ -283,6 +307,15 @@ enum KernelAction {
 
 fn main() {
     let cli = Cli::parse();
+    // `dydis data …` output piped into `head` and the like ends quietly when the reader goes away, as other
+    // command-line tools do, instead of panicking on a failed print. (Only there: the kernel and the notebook
+    // runner talk to child processes through pipes and must see a closed one as an error, not die of it.)
+    if matches!(cli.command, Command::Data { .. }) {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     set_threads(cli.threads);
     dydis_core::device::tune_allocator();
     let code = match run(cli) {
@@ -337,7 +370,9 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Quickstart { name, config } => quickstart(&layout, repo, &name, &config, cli.device),
         Command::Data { action } => data_command(action),
-        Command::Bench { what: BenchWhat::Data { images, out } } => bench_data(images, &out),
+        Command::Bench { what: BenchWhat::Data { images, no_formats, cars3d_objects, celeba_images, out } } => {
+            bench_data(images, (!no_formats).then_some((cars3d_objects, celeba_images)), &out)
+        }
         Command::Bench { what: BenchWhat::TrainStep { presets, warmup, steps, no_reference, out } } => {
             let python = layout.venv().join("bin").join("python");
             model_cli::bench_train_step(&presets, warmup, steps, !no_reference, &python, &out, cli.device.resolve()?)
@@ -547,10 +582,23 @@ fn data_command(action: DataAction) -> Result<i32> {
             let start = std::time::Instant::now();
             match out.extension().and_then(|e| e.to_str()) {
                 Some("h5") => data::shapes3d_h5::save_h5(ds.as_ref(), &out)?,
-                Some("npz") => dsprites::save_npz(ds.as_ref(), &out)?,
-                _ => bail!("--out must end in .h5 (Shapes3D layout) or .npz (dSprites layout)"),
+                Some("npz") if ds.image_shape().channels == 1 => dsprites::save_npz(ds.as_ref(), &out)?,
+                Some("npz") => data::mpi3d::save_npz(ds.as_ref(), &out)?,
+                _ => bail!("--out must end in .h5 (Shapes3D layout) or .npz (dSprites layout; MPI3D layout for RGB images)"),
             }
             println!("{}: {} images written to {} in {:.1} s", ds.name(), ds.len(), out.display(), start.elapsed().as_secs_f64());
+        }
+        DataAction::Synthetic { layout, out, count, seed } => {
+            if out.exists() {
+                bail!("{} already exists; `dydis data synthetic` writes a new folder", out.display());
+            }
+            let start = std::time::Instant::now();
+            match layout.as_str() {
+                "celeba" => data::celeba::write_synthetic(&out, count, seed)?,
+                "cars3d" => data::cars3d::write_synthetic(&out, count, seed)?,
+                other => bail!("unknown layout '{other}' (celeba or cars3d)"),
+            };
+            println!("{layout} layout with synthetic content: {count} {} written to {} in {:.1} s", if layout == "cars3d" { "objects" } else { "images" }, out.display(), start.elapsed().as_secs_f64());
         }
         DataAction::Fetch { name, out } => {
             use dydis_core::data::fetch;
@@ -602,7 +650,7 @@ fn data_command(action: DataAction) -> Result<i32> {
     Ok(0)
 }
 
-fn bench_data(images: usize, out: &Path) -> Result<i32> {
+fn bench_data(images: usize, formats: Option<(usize, usize)>, out: &Path) -> Result<i32> {
     use dydis_core::data::{self, bench, DSpritesGrid, GroundTruth};
     let mut results = Vec::new();
     let mut specs = vec![("dsprites-like".to_string(), images), ("shapes3d-like".to_string(), images / 20), ("shapes3d-like@32".to_string(), images / 10)];
@@ -629,11 +677,35 @@ fn bench_data(images: usize, out: &Path) -> Result<i32> {
         results.push(r);
     }
     println!("{}", t.to_text());
+    let mut rates = Vec::new();
+    if let Some((cars3d_objects, celeba_images)) = formats {
+        let dir = std::env::temp_dir().join(format!("dydis-bench-formats-{}", std::process::id()));
+        eprintln!("writing one file per real format under {} (removed afterwards) ...", dir.display());
+        rates = bench::formats(&dir, images.min(5_000), cars3d_objects, celeba_images)?;
+        let mut t = Table::new(["format", "images", "MB", "write s", "open s", "open img/s", "1 thread img/s", "parallel img/s", "batches img/s"])
+            .with_title("real file formats (synthetic content, written and read back)");
+        for r in &rates {
+            let th = &r.throughput;
+            t.push_row([
+                r.format.clone(),
+                r.images.to_string(),
+                format!("{:.1}", r.bytes as f64 / 1e6),
+                format!("{:.2}", r.write_s),
+                format!("{:.3}", r.open_s),
+                format!("{:.0}", r.open_images_per_s),
+                format!("{:.0}", th.sequential_images_per_s),
+                format!("{:.0}", th.parallel_images_per_s),
+                format!("{:.0}", th.batch_iter_images_per_s),
+            ]);
+        }
+        println!("\n{}", t.to_text());
+    }
     let json = serde_json::json!({
         "runtime": dydis_core::device::RuntimeInfo::collect(),
         "rayon_threads": rayon_threads(),
         "throughput": results,
         "real_file_load": load,
+        "formats": rates,
     });
     dydis_core::display::write_atomic(out, serde_json::to_string_pretty(&json)?.as_bytes())?;
     println!("\nresults: {}", out.display());

@@ -168,6 +168,26 @@ fn data_commands_list_inspect_and_compare() {
     let grids = std::fs::read_dir(&out_dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("attribute-")).count();
     assert!(grids >= 3 && text.contains(&format!("{grids} attribute grids")), "{grids}: {text}");
 
+    // synthetic: folders in the Cars3D and CelebA layouts, which `data info` then reads; an existing folder or an
+    // unknown layout is refused.
+    let cars = dir.join("cars");
+    let text = run_ok(&["data", "synthetic", "cars3d", "--count", "2", "--out", cars.to_str().unwrap()]);
+    assert!(text.contains("2 objects"), "{text}");
+    let text = run_ok(&["data", "info", cars.to_str().unwrap(), "--out", dir.join("cars-info").to_str().unwrap()]);
+    assert!(text.contains("cars3d (2 objects") && text.contains("192 images"), "{text}");
+    let out = dydis().args(["data", "synthetic", "cars3d", "--out"]).arg(&cars).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = dydis().args(["data", "synthetic", "svhn", "--out"]).arg(dir.join("x")).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown layout 'svhn'"));
+    let text = run_ok(&["data", "synthetic", "celeba", "--count", "5", "--out", dir.join("celeba5").to_str().unwrap()]);
+    assert!(text.contains("5 images"), "{text}");
+
+    // export: an RGB grid to .npz takes MPI3D's layout and opens again by path.
+    let npz = dir.join("grid.npz");
+    run_ok(&["data", "export", "shapes3d-like:2x2x1x2x2x3@16", "--out", npz.to_str().unwrap()]);
+    let text = run_ok(&["data", "info", npz.to_str().unwrap(), "--out", dir.join("npz-info").to_str().unwrap()]);
+    assert!(text.contains("npz images (grid.npz): 48 images of 3x16x16") && text.contains("orientation"), "{text}");
+
     // fetch: names are checked before any network access; CelebA explains how to obtain it.
     let out = dydis().args(["data", "fetch", "shapes4d"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("known: shapes3d, dsprites, mpi3d_toy, cars3d"));

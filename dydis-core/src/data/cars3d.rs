@@ -131,3 +131,81 @@ impl GroundTruth for Cars3D {
         Ok(())
     }
 }
+
+/// Write one object's views as a MAT v5 file (uncompressed) holding the uint8 variable `im` of size
+/// (128, 128, 3, 24, 4) in MATLAB's column-major order, the layout of the archive's `car_XXX_mesh.mat` files.
+/// Written under a temporary name and renamed into place.
+pub fn save_mat(path: &Path, im: &[u8]) -> Result<()> {
+    let dims = [SOURCE, SOURCE, 3, AZIMUTHS, ELEVATIONS];
+    if im.len() != dims.iter().product::<usize>() {
+        return Err(Error::config("im", format!("{} bytes; a Cars3D object holds {dims:?} = {} bytes", im.len(), dims.iter().product::<usize>())));
+    }
+    // A data element: type, byte count, bytes, padding to 8 bytes.
+    fn element(out: &mut Vec<u8>, ty: u32, bytes: &[u8]) {
+        out.extend_from_slice(&ty.to_le_bytes());
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+        out.resize(out.len().next_multiple_of(8), 0);
+    }
+    const MI_INT8: u32 = 1;
+    const MI_UINT8: u32 = 2;
+    const MI_INT32: u32 = 5;
+    const MI_UINT32: u32 = 6;
+    const MI_MATRIX: u32 = 14;
+    const MX_UINT8_CLASS: u32 = 9;
+    let mut body = Vec::with_capacity(im.len() + 128);
+    element(&mut body, MI_UINT32, &[MX_UINT8_CLASS.to_le_bytes(), 0u32.to_le_bytes()].concat());
+    element(&mut body, MI_INT32, &dims.iter().flat_map(|&d| (d as i32).to_le_bytes()).collect::<Vec<u8>>());
+    element(&mut body, MI_INT8, b"im");
+    element(&mut body, MI_UINT8, im);
+    let mut file = format!("{:<116}", "MATLAB 5.0 MAT-file, written by dydis").into_bytes();
+    file.extend_from_slice(&[0u8; 8]); // no subsystem data
+    file.extend_from_slice(&0x0100u16.to_le_bytes());
+    file.extend_from_slice(b"IM"); // little-endian
+    file.extend_from_slice(&MI_MATRIX.to_le_bytes());
+    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    file.extend_from_slice(&body);
+    crate::display::write_atomic(path, &file)
+}
+
+/// Write a folder in the Cars3D layout (`car_NNN_mesh.mat` files and `list.txt`) with synthetic content, for
+/// demos, tests and the loader benchmark (the real archive is a download): each object is a Shapes3D-like scene
+/// with seeded hues, scale and shape, seen from 24 azimuths (the object turns in 15° steps) and 4 elevations
+/// (the camera rises). Objects render in parallel. Returns `dir`.
+pub fn write_synthetic(dir: impl AsRef<Path>, objects: usize, seed: u64) -> Result<PathBuf> {
+    use rand::{Rng, SeedableRng};
+    let dir = dir.as_ref().to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let renderers: Vec<super::Shapes3DRenderer> = (0..ELEVATIONS)
+        .map(|e| {
+            let mut r = super::Shapes3DRenderer::new(SOURCE)?;
+            r.params.cam_height += 0.35 * e as f64;
+            Ok(r)
+        })
+        .collect::<Result<_>>()?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let scenes: Vec<[f64; 5]> = (0..objects)
+        .map(|_| [rng.random_range(0.0..0.9), rng.random_range(0.0..0.9), rng.random_range(0.0..0.9), rng.random_range(0.75..1.25), rng.random_range(0..4) as f64])
+        .collect();
+    let names: Vec<String> = (0..objects).map(|k| format!("car_{:03}_mesh", k + 1)).collect();
+    let s = SOURCE;
+    scenes.par_iter().zip(&names).try_for_each(|(scene, name)| {
+        let mut im = vec![0u8; s * s * 3 * AZIMUTHS * ELEVATIONS];
+        let mut rgb = vec![0u8; s * s * 3];
+        for (e, r) in renderers.iter().enumerate() {
+            for a in 0..AZIMUTHS {
+                let v = [scene[0], scene[1], scene[2], scene[3], scene[4], 15.0 * a as f64];
+                r.render_rgb(&v, &mut rgb);
+                for (k, p) in rgb.chunks_exact(3).enumerate() {
+                    let (h, w) = (k / s, k % s);
+                    for c in 0..3 {
+                        im[h + s * (w + s * (c + 3 * (a + AZIMUTHS * e)))] = p[c];
+                    }
+                }
+            }
+        }
+        save_mat(&dir.join(format!("{name}.mat")), &im)
+    })?;
+    crate::display::write_atomic(&dir.join("list.txt"), (names.join("\n") + "\n").as_bytes())?;
+    Ok(dir)
+}

@@ -9,6 +9,7 @@ use super::{decode_batch, ImageShape};
 use crate::display::{image_grid, GridOptions, Image, Panel, Table};
 use crate::error::{Error, Result};
 use rand::seq::IndexedRandom;
+use rayon::prelude::*;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
@@ -240,24 +241,29 @@ pub fn write_synthetic(root: impl AsRef<Path>, n: usize, seed: u64) -> Result<Pa
     let renderer = super::Shapes3DRenderer::new(side as usize)?;
     let factors = super::GroundTruth::factors(&renderer).clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut list = format!("{n}\n{}\n", SYNTHETIC_ATTRIBUTES.join(" "));
-    let mut rgb = vec![0u8; (side * side * 3) as usize];
-    for i in 0..n {
-        let index = rng.random_range(0..factors.len());
-        let v = factors.values_of(index)?;
-        renderer.render_rgb(&v, &mut rgb);
-        let mut frame = image::RgbImage::from_pixel(WIDTH, HEIGHT, image::Rgb([128, 128, 128]));
-        for (k, p) in rgb.chunks_exact(3).enumerate() {
-            let (x, y) = (k as u32 % side, k as u32 / side);
-            frame.put_pixel(left + x, top + y, image::Rgb([p[0], p[1], p[2]]));
-        }
-        let file = format!("{:06}.jpg", i + 1);
-        let path = imgs.join(&file);
-        frame.save(&path).map_err(|e| Error::File { path: path.clone(), message: format!("writing: {e}") })?;
-        let attrs = [v[3] >= 1.0, v[4] != 0.0, v[1] < 0.15 || v[1] > 0.85, v[5] < 0.0, (0.55..0.75).contains(&v[0])];
-        let vals: Vec<&str> = attrs.iter().map(|&a| if a { " 1" } else { "-1" }).collect();
-        list.push_str(&format!("{file} {}\n", vals.join(" ")));
-    }
+    let picks: Vec<usize> = (0..n).map(|_| rng.random_range(0..factors.len())).collect();
+    // Render and encode in parallel; each image's attribute line comes back in order.
+    let lines: Vec<String> = picks
+        .par_iter()
+        .enumerate()
+        .map(|(i, &index)| {
+            let v = factors.values_of(index)?;
+            let mut rgb = vec![0u8; (side * side * 3) as usize];
+            renderer.render_rgb(&v, &mut rgb);
+            let mut frame = image::RgbImage::from_pixel(WIDTH, HEIGHT, image::Rgb([128, 128, 128]));
+            for (k, p) in rgb.chunks_exact(3).enumerate() {
+                let (x, y) = (k as u32 % side, k as u32 / side);
+                frame.put_pixel(left + x, top + y, image::Rgb([p[0], p[1], p[2]]));
+            }
+            let file = format!("{:06}.jpg", i + 1);
+            let path = imgs.join(&file);
+            frame.save(&path).map_err(|e| Error::File { path: path.clone(), message: format!("writing: {e}") })?;
+            let attrs = [v[3] >= 1.0, v[4] != 0.0, v[1] < 0.15 || v[1] > 0.85, v[5] < 0.0, (0.55..0.75).contains(&v[0])];
+            let vals: Vec<&str> = attrs.iter().map(|&a| if a { " 1" } else { "-1" }).collect();
+            Ok(format!("{file} {}\n", vals.join(" ")))
+        })
+        .collect::<Result<_>>()?;
+    let list = format!("{n}\n{}\n{}", SYNTHETIC_ATTRIBUTES.join(" "), lines.concat());
     crate::display::write_atomic(&root.join("list_attr_celeba.txt"), list.as_bytes())?;
     Ok(root)
 }

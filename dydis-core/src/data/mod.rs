@@ -156,6 +156,14 @@ where
     Ok(if device == Device::Cpu { t } else { t.to_device(device) })
 }
 
+/// Images `indices` as interleaved 8-bit bytes (`[B, H, W, C]`, the layout of the real image files), decoded
+/// in parallel; values in [-1, 1] map to 0..=255 by rounding.
+pub fn hwc_bytes(ds: &dyn GroundTruth, indices: &[usize]) -> Result<Vec<u8>> {
+    let t = batch(ds, indices, Device::Cpu)?; // [B, C, H, W] in [-1, 1]
+    let hwc = ((t + 1.0) * 127.5).round().clamp(0.0, 255.0).to_kind(Kind::Uint8).permute([0, 2, 3, 1]).contiguous();
+    Ok(Vec::<u8>::try_from(hwc.flatten(0, -1))?)
+}
+
 /// One image `[C, H, W]` on the CPU.
 pub fn image(ds: &dyn GroundTruth, index: usize) -> Result<Tensor> {
     Ok(batch(ds, &[index], Device::Cpu)?.squeeze_dim(0))

@@ -97,6 +97,39 @@ fn locate_stored_array(path: &Path, key: &str) -> Result<(u64, Vec<usize>)> {
     Ok((data_start, shape))
 }
 
+/// The factor grid stored by [`save_npz`], if the archive has one.
+fn stored_factors(path: &Path) -> Result<Option<FactorSpace>> {
+    let mut npz = super::npz::Npz::open(path)?;
+    if !npz.names().iter().any(|n| n == "factor_sizes") {
+        return Ok(None);
+    }
+    let bad = |m: String| Error::File { path: path.to_path_buf(), message: m };
+    let sizes = npz.array::<i64, ndarray::Ix1>("factor_sizes")?;
+    let values = npz.array::<f64, ndarray::Ix1>("factor_values")?;
+    let names = npz.array::<u8, ndarray::Ix1>("factor_names")?;
+    let names = String::from_utf8(names.to_vec()).map_err(|_| bad("'factor_names' is not UTF-8".into()))?;
+    let names: Vec<&str> = names.split(',').collect();
+    if names.len() != sizes.len() || sizes.iter().any(|&s| s < 1) || sizes.iter().sum::<i64>() as usize != values.len() {
+        return Err(bad(format!(
+            "inconsistent stored grid: {} names, sizes {:?}, {} values",
+            names.len(),
+            sizes.to_vec(),
+            values.len()
+        )));
+    }
+    let mut at = 0;
+    let factors = names
+        .iter()
+        .zip(sizes.iter())
+        .map(|(name, &size)| {
+            let v = values.slice(ndarray::s![at..at + size as usize]).to_vec();
+            at += size as usize;
+            Factor::new(name.to_string(), v)
+        })
+        .collect();
+    Ok(Some(FactorSpace::new(factors)?))
+}
+
 /// MPI3D-toy (or any `.npz` whose `images` is an uncompressed N x H x W x 3 uint8 grid in C order).
 pub struct Mpi3dToy {
     path: PathBuf,
@@ -107,15 +140,19 @@ pub struct Mpi3dToy {
 }
 
 impl Mpi3dToy {
-    /// Open the real file; the image count selects the release (1,036,800 current, 460,800 from 2019).
+    /// Open the real file (the image count selects the release: 1,036,800 current, 460,800 from 2019), or a file
+    /// written by [`save_npz`] (its grid is stored beside the images).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let (_, shape) = locate_stored_array(path, "images")?;
         let n = shape.first().copied().unwrap_or(0);
-        let factors = factors_for(n).ok_or_else(|| Error::File {
-            path: path.to_path_buf(),
-            message: format!("{n} images: MPI3D-toy has 1,036,800 (or 460,800 in the 2019 release)"),
-        })?;
+        let factors = match stored_factors(path)? {
+            Some(f) => f,
+            None => factors_for(n).ok_or_else(|| Error::File {
+                path: path.to_path_buf(),
+                message: format!("{n} images: MPI3D-toy has 1,036,800 (or 460,800 in the 2019 release), and the file stores no factor grid"),
+            })?,
+        };
         Self::open_with_factors(path, factors)
     }
 
@@ -144,7 +181,13 @@ impl Mpi3dToy {
 
 impl GroundTruth for Mpi3dToy {
     fn name(&self) -> String {
-        format!("mpi3d-toy ({})", self.path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default())
+        let file = self.path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
+        let release = self.factors.names().iter().zip(FACTORS).all(|(a, (b, _))| *a == b) && self.factors.num_factors() == FACTORS.len();
+        if release {
+            format!("mpi3d-toy ({file})")
+        } else {
+            format!("npz images ({file})")
+        }
     }
     fn factors(&self) -> &FactorSpace {
         &self.factors
@@ -159,4 +202,71 @@ impl GroundTruth for Mpi3dToy {
         super::rgb_bytes_to_chw(px, out);
         Ok(())
     }
+}
+
+/// An `.npy` (format 1.0) header for a C-order array of numpy type `descr` and `shape`, padded so the data
+/// starts on a 64-byte boundary as numpy writes it.
+fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out
+}
+
+/// Write any 3-channel ground-truth grid in MPI3D-toy's layout: an uncompressed `.npz` whose member `images` is
+/// `N x H x W x 3` uint8 in index order (what `np.savez(path, images=...)` writes, zip64 so that grids past 4 GB
+/// work), plus the grid itself so the file opens again on its own: `factor_sizes` (int64), `factor_values`
+/// (float64, each factor's values in turn) and `factor_names` (uint8, UTF-8, comma-separated). The real MPI3D
+/// files have `images` only; their grid follows from the image count. Images are decoded in parallel blocks and
+/// streamed to disk, so memory stays bounded; the file is written under a temporary name and renamed into place,
+/// so a failed write leaves nothing behind.
+pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
+    use std::io::Write;
+    let s = ds.image_shape();
+    if s.channels != 3 {
+        return Err(Error::config("dataset", format!("{} has {} channels; the MPI3D layout holds RGB images", ds.name(), s.channels)));
+    }
+    let n = ds.len();
+    let tmp = path.with_extension(format!("npz.tmp{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let io = |e: std::io::Error| Error::io(&tmp, e);
+        let zerr = |e: zip::result::ZipError| Error::File { path: tmp.clone(), message: format!("writing the archive: {e}") };
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut zip = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
+        zip.start_file("images.npy", opts).map_err(zerr)?;
+        zip.write_all(&npy_header("|u1", &[n, s.height, s.width, 3])).map_err(io)?;
+        let block = 2048;
+        for start in (0..n).step_by(block) {
+            let idx: Vec<usize> = (start..(start + block).min(n)).collect();
+            zip.write_all(&super::hwc_bytes(ds, &idx)?).map_err(io)?;
+        }
+        let f = ds.factors().factors();
+        let sizes: Vec<u8> = f.iter().flat_map(|f| (f.size() as i64).to_le_bytes()).collect();
+        let values: Vec<u8> = f.iter().flat_map(|f| f.values.iter().flat_map(|v| v.to_le_bytes())).collect();
+        let names = ds.factors().names().join(",").into_bytes();
+        for (member, descr, bytes) in [("factor_sizes", "<i8", &sizes), ("factor_values", "<f8", &values), ("factor_names", "|u1", &names)] {
+            let width = if descr == "|u1" { 1 } else { 8 };
+            zip.start_file(format!("{member}.npy"), opts).map_err(zerr)?;
+            zip.write_all(&npy_header(descr, &[bytes.len() / width])).map_err(io)?;
+            zip.write_all(bytes).map_err(io)?;
+        }
+        let file = zip.finish().map_err(zerr)?.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

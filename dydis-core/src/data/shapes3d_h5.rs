@@ -135,9 +135,7 @@ pub fn save_h5(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
         while start < n {
             let end = (start + block).min(n);
             let idx: Vec<usize> = (start..end).collect();
-            let t = super::batch(ds, &idx, tch::Device::Cpu)?; // [B, 3, H, W] in [-1, 1]
-            let hwc = ((t + 1.0) * 127.5).round().clamp(0.0, 255.0).to_kind(tch::Kind::Uint8).permute([0, 2, 3, 1]).contiguous();
-            let bytes = Vec::<u8>::try_from(hwc.flatten(0, -1))?;
+            let bytes = super::hwc_bytes(ds, &idx)?;
             let arr = ndarray::Array4::from_shape_vec((end - start, s.height, s.width, 3), bytes).expect("sizes agree");
             images.write_slice(&arr, ndarray::s![start..end, .., .., ..]).map_err(h5err(&tmp))?;
             start = end;
