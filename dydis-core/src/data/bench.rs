@@ -38,18 +38,21 @@ fn per_second(n: usize, start: Instant) -> f64 {
 }
 
 /// Sequential and parallel rates over `order`: `write` decodes one image into a buffer of `numel` floats,
-/// `parallel` decodes a batch.
-fn rates<W, P>(order: &[usize], numel: usize, write: W, parallel: P) -> Result<(f64, f64)>
+/// `parallel` decodes a batch; `cold` runs before each pass (a renderer forgets its memo, so that the second pass
+/// does not reuse what the first one computed).
+fn rates<W, P>(order: &[usize], numel: usize, write: W, parallel: P, cold: impl Fn()) -> Result<(f64, f64)>
 where
     W: Fn(usize, &mut [f32]) -> Result<()>,
     P: Fn(&[usize]) -> Result<Tensor>,
 {
+    cold();
     let start = Instant::now();
     let mut buf = vec![0f32; numel];
     for &i in order {
         write(i, &mut buf)?;
     }
     let seq = per_second(order.len(), start);
+    cold();
     let start = Instant::now();
     for chunk in order.chunks(256) {
         let _ = parallel(chunk)?;
@@ -60,7 +63,8 @@ where
 /// Measure `n` images of `ds` (the first `n` indices of a seeded shuffle).
 pub fn measure(ds: Arc<dyn GroundTruth>, n: usize) -> Result<Throughput> {
     let order = shuffled(ds.len(), n);
-    let (seq, par) = rates(&order, ds.image_shape().numel(), |i, out| ds.write_image(i, out), |idx| batch(ds.as_ref(), idx, Device::Cpu))?;
+    let (seq, par) = rates(&order, ds.image_shape().numel(), |i, out| ds.write_image(i, out), |idx| batch(ds.as_ref(), idx, Device::Cpu), || ds.clear_memo())?;
+    ds.clear_memo();
     let start = Instant::now();
     let mut seen = 0;
     for b in BatchIter::over(ds.clone(), order.clone(), 128, Some(1), Device::Cpu)? {
@@ -80,7 +84,7 @@ pub fn measure(ds: Arc<dyn GroundTruth>, n: usize) -> Result<Throughput> {
 /// Measure `n` images of a CelebA folder (JPEG decoding, the D2C crop and the resize are all per image).
 pub fn measure_celeba(ds: &super::CelebA, n: usize) -> Result<Throughput> {
     let order = shuffled(ds.len(), n);
-    let (seq, par) = rates(&order, ds.image_shape().numel(), |i, out| ds.write_image(i, out), |idx| ds.batch(idx, Device::Cpu))?;
+    let (seq, par) = rates(&order, ds.image_shape().numel(), |i, out| ds.write_image(i, out), |idx| ds.batch(idx, Device::Cpu), || ())?;
     let start = Instant::now();
     for chunk in order.chunks(128) {
         let _ = ds.images(chunk, Device::Cpu)?;

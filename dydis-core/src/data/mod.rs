@@ -62,6 +62,10 @@ pub trait GroundTruth: Send + Sync {
         format!("{} {:?}", self.name(), self.factors())
     }
 
+    /// Drop whatever a dataset memoises between images (the Shapes3D renderer keeps ray-cast geometry), so that
+    /// a measurement starts cold; images are unaffected.
+    fn clear_memo(&self) {}
+
     fn len(&self) -> usize {
         self.factors().len()
     }

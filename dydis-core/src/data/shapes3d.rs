@@ -549,6 +549,9 @@ impl GroundTruth for Shapes3DRenderer {
     fn image_shape(&self) -> ImageShape {
         ImageShape { channels: 3, height: self.resolution, width: self.resolution }
     }
+    fn clear_memo(&self) {
+        *self.memo.0.lock().unwrap_or_else(|e| e.into_inner()) = MemoInner::default();
+    }
     fn write_image(&self, index: usize, out: &mut [f32]) -> Result<()> {
         let values = self.factors.values_of(index)?;
         let r = self.resolution;
