@@ -589,9 +589,6 @@ fn data_command(action: DataAction) -> Result<i32> {
             println!("{}: {} images written to {} in {:.1} s", ds.name(), ds.len(), out.display(), start.elapsed().as_secs_f64());
         }
         DataAction::Synthetic { layout, out, count, seed } => {
-            if out.exists() {
-                bail!("{} already exists; `dydis data synthetic` writes a new folder", out.display());
-            }
             let start = std::time::Instant::now();
             match layout.as_str() {
                 "celeba" => data::celeba::write_synthetic(&out, count, seed)?,

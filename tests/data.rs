@@ -146,7 +146,7 @@ fn rendered_sets_round_trip_through_the_real_file_format() {
     let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rendered-subgrid.npz.tmp"))
         .collect();
     assert!(leftovers.is_empty());
     // A write into an impossible place fails cleanly and names it.
@@ -261,10 +261,16 @@ fn celeba_displays_its_attributes_and_with_without_grids() {
     let again = write_synthetic(tmp("celeba-view-again"), 24, 3).unwrap();
     let list = |r: &Path| std::fs::read_to_string(r.join("list_attr_celeba.txt")).unwrap();
     assert_eq!(list(&root), list(&again));
-    for f in ["000001.jpg", "000024.jpg"] {
-        let img = |r: &Path| std::fs::read(r.join("img_align_celeba").join(f)).unwrap();
+    for i in 1..=24 {
+        let f = format!("{i:06}.jpg");
+        let img = |r: &Path| std::fs::read(r.join("img_align_celeba").join(&f)).unwrap();
         assert_eq!(img(&root), img(&again), "{f}");
     }
+    // An existing folder is never written into; an empty request is refused.
+    let e = write_synthetic(&root, 3, 0).unwrap_err().to_string();
+    assert!(e.contains("already exists") && e.contains("celeba-view"), "{e}");
+    assert!(write_synthetic(tmp("celeba-none"), 0, 0).unwrap_err().to_string().contains("at least one image"));
+    assert!(!tmp("celeba-none").exists());
     assert_eq!(ds.attribute_names(), SYNTHETIC_ATTRIBUTES.map(String::from).as_slice());
     // The table counts what the list says.
     let t = ds.attribute_table().to_text();
@@ -376,8 +382,22 @@ fn cars3d_mat_files_load_in_list_order_with_the_documented_index() {
     assert!(Cars3D::open(&dir).is_err(), "a listed object without its file");
     // The writer refuses anything but one object's (128, 128, 3, 24, 4) bytes.
     let e = cars3d::save_mat(&dir.join("x.mat"), &[0u8; 10]).unwrap_err().to_string();
-    assert!(e.contains("10 bytes") && e.contains("[128, 128, 3, 24, 4]"), "{e}");
+    assert!(e.contains("x.mat") && e.contains("10 bytes") && e.contains("[128, 128, 3, 24, 4]"), "{e}");
     assert!(!dir.join("x.mat").exists());
+
+    // Rows and columns are not swapped anywhere between writer, file and reader: left half dark, right half bright
+    // (MATLAB's second index is the column).
+    let lr = tmp("cars-lr");
+    std::fs::create_dir_all(&lr).unwrap();
+    let n = s * s * 3 * az * el;
+    let data: Vec<u8> = (0..n).map(|i| if (i / s) % s < s / 2 { 10 } else { 200 }).collect();
+    cars3d::save_mat(&lr.join("car_001_mesh.mat"), &data).unwrap();
+    let ds = Cars3D::open(&lr).unwrap();
+    let img = data::image(&ds, 0).unwrap();
+    let px = |y: i64, x: i64| (img.double_value(&[1, y, x]) + 1.0) * 127.5;
+    for y in [5, 32, 58] {
+        assert!((px(y, 8) - 10.0).abs() < 2.0 && (px(y, 56) - 200.0).abs() < 2.0, "row {y}: {} {}", px(y, 8), px(y, 56));
+    }
 }
 
 /// A Cars3D folder with synthetic content: seeded, in the real layout, and the views really change with azimuth
@@ -387,6 +407,10 @@ fn synthetic_cars3d_folders_are_seeded_and_load() {
     use dydis_core::data::{cars3d, Cars3D};
     let a = cars3d::write_synthetic(tmp("cars-synth-a"), 2, 5).unwrap();
     let b = cars3d::write_synthetic(tmp("cars-synth-b"), 2, 5).unwrap();
+    assert!(cars3d::write_synthetic(&a, 1, 0).unwrap_err().to_string().contains("already exists"));
+    assert!(cars3d::write_synthetic(tmp("cars-none"), 0, 0).unwrap_err().to_string().contains("at least one object"));
+    let leftovers: Vec<_> = std::fs::read_dir(a.parent().unwrap()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("cars-synth-a.tmp")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     for f in ["car_001_mesh.mat", "car_002_mesh.mat", "list.txt"] {
         assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
     }
@@ -433,6 +457,23 @@ fn rgb_grids_round_trip_through_the_mpi3d_layout() {
     w.finish().unwrap();
     let e = Mpi3dToy::open(&bad).err().unwrap().to_string();
     assert!(e.contains("bad-grid.npz") && e.contains("inconsistent stored grid"), "{e}");
+    // Sizes that overflow when added, and a grid whose names repeat: errors naming the file, never a panic.
+    let write_grid = |name: &str, sizes: &[i64], values: &[f64], names: &[u8]| {
+        let p = dir.join(name);
+        let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&p).unwrap());
+        w.add_array("images", &ndarray::Array4::<u8>::zeros((4, 8, 8, 3))).unwrap();
+        w.add_array("factor_sizes", &ndarray::arr1(sizes)).unwrap();
+        w.add_array("factor_values", &ndarray::arr1(values)).unwrap();
+        w.add_array("factor_names", &ndarray::arr1(names)).unwrap();
+        w.finish().unwrap();
+        Mpi3dToy::open(&p).err().unwrap().to_string()
+    };
+    let e = write_grid("overflow.npz", &[i64::MAX, i64::MAX, 3], &[0.0; 1], b"a,b,c");
+    assert!(e.contains("overflow.npz") && e.contains("inconsistent stored grid"), "{e}");
+    let e = write_grid("negative.npz", &[-2, 6], &[0.0; 4], b"a,b");
+    assert!(e.contains("inconsistent stored grid"), "{e}");
+    let e = write_grid("repeated.npz", &[2, 2], &[0.0, 1.0, 0.0, 1.0], b"a,a");
+    assert!(e.contains("repeated.npz") && e.contains("stored grid is not valid"), "{e}");
 }
 
 /// `fetch` against a server on the loopback interface (tests never reach outside this machine): a verified

@@ -138,7 +138,10 @@ impl GroundTruth for Cars3D {
 pub fn save_mat(path: &Path, im: &[u8]) -> Result<()> {
     let dims = [SOURCE, SOURCE, 3, AZIMUTHS, ELEVATIONS];
     if im.len() != dims.iter().product::<usize>() {
-        return Err(Error::config("im", format!("{} bytes; a Cars3D object holds {dims:?} = {} bytes", im.len(), dims.iter().product::<usize>())));
+        return Err(Error::File {
+            path: path.to_path_buf(),
+            message: format!("not written: {} bytes given; a Cars3D object holds {dims:?} = {} bytes", im.len(), dims.iter().product::<usize>()),
+        });
     }
     // A data element: type, byte count, bytes, padding to 8 bytes.
     fn element(out: &mut Vec<u8>, ty: u32, bytes: &[u8]) {
@@ -171,11 +174,17 @@ pub fn save_mat(path: &Path, im: &[u8]) -> Result<()> {
 /// Write a folder in the Cars3D layout (`car_NNN_mesh.mat` files and `list.txt`) with synthetic content, for
 /// demos, tests and the loader benchmark (the real archive is a download): each object is a Shapes3D-like scene
 /// with seeded hues, scale and shape, seen from 24 azimuths (the object turns in 15° steps) and 4 elevations
-/// (the camera rises). Objects render in parallel. Returns `dir`.
+/// (the camera rises). Objects render in parallel. The folder is written atomically ([`super::new_folder`]; an
+/// existing `dir` is refused). Returns `dir`.
 pub fn write_synthetic(dir: impl AsRef<Path>, objects: usize, seed: u64) -> Result<PathBuf> {
+    if objects == 0 {
+        return Err(Error::config("count", "a synthetic Cars3D folder needs at least one object"));
+    }
+    super::new_folder(dir.as_ref(), |dir| fill_synthetic(dir, objects, seed))
+}
+
+fn fill_synthetic(dir: &Path, objects: usize, seed: u64) -> Result<()> {
     use rand::{Rng, SeedableRng};
-    let dir = dir.as_ref().to_path_buf();
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let renderers: Vec<super::Shapes3DRenderer> = (0..ELEVATIONS)
         .map(|e| {
             let mut r = super::Shapes3DRenderer::new(SOURCE)?;
@@ -206,6 +215,5 @@ pub fn write_synthetic(dir: impl AsRef<Path>, objects: usize, seed: u64) -> Resu
         }
         save_mat(&dir.join(format!("{name}.mat")), &im)
     })?;
-    crate::display::write_atomic(&dir.join("list.txt"), (names.join("\n") + "\n").as_bytes())?;
-    Ok(dir)
+    crate::display::write_atomic(&dir.join("list.txt"), (names.join("\n") + "\n").as_bytes())
 }

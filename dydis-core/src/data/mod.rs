@@ -30,6 +30,7 @@ pub use sampling::{BatchIter, FactorSampler};
 use crate::display::{image_grid, GridOptions, Image, Panel, Show, Table};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
@@ -114,6 +115,26 @@ impl ImageSource for celeba::CelebA {
     fn images(&self, indices: &[usize], device: Device) -> Result<Tensor> {
         self.batch(indices, device)
     }
+}
+
+/// Write a new folder atomically: `fill` writes into a temporary sibling of `root`, which is renamed to `root`
+/// when `fill` succeeds and removed when it fails, so a failed write never leaves a folder that looks complete.
+/// An existing `root` is refused. Returns `root`.
+pub fn new_folder(root: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+    if root.exists() {
+        return Err(Error::File { path: root.to_path_buf(), message: "already exists; a new folder is written here".into() });
+    }
+    let name = root.file_name().ok_or_else(|| Error::config("folder", format!("'{}' has no folder name", root.display())))?;
+    let parent = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = parent.join(format!("{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let result = fill(&tmp).and_then(|()| std::fs::rename(&tmp, root).map_err(|e| Error::io(root, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result.map(|()| root.to_path_buf())
 }
 
 /// Interleaved RGB bytes (HWC, as image files store them) into CHW floats in [-1, 1].

@@ -109,25 +109,23 @@ fn stored_factors(path: &Path) -> Result<Option<FactorSpace>> {
     let names = npz.array::<u8, ndarray::Ix1>("factor_names")?;
     let names = String::from_utf8(names.to_vec()).map_err(|_| bad("'factor_names' is not UTF-8".into()))?;
     let names: Vec<&str> = names.split(',').collect();
-    if names.len() != sizes.len() || sizes.iter().any(|&s| s < 1) || sizes.iter().sum::<i64>() as usize != values.len() {
-        return Err(bad(format!(
-            "inconsistent stored grid: {} names, sizes {:?}, {} values",
-            names.len(),
-            sizes.to_vec(),
-            values.len()
-        )));
+    let inconsistent = || bad(format!("inconsistent stored grid: {} names, sizes {:?}, {} values", names.len(), sizes.to_vec(), values.len()));
+    let sizes: Vec<usize> = sizes.iter().map(|&s| usize::try_from(s).ok().filter(|&s| s >= 1)).collect::<Option<_>>().ok_or_else(inconsistent)?;
+    let total = sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s)).ok_or_else(inconsistent)?;
+    if names.len() != sizes.len() || total != values.len() {
+        return Err(inconsistent());
     }
     let mut at = 0;
     let factors = names
         .iter()
-        .zip(sizes.iter())
+        .zip(&sizes)
         .map(|(name, &size)| {
-            let v = values.slice(ndarray::s![at..at + size as usize]).to_vec();
-            at += size as usize;
+            let v = values.slice(ndarray::s![at..at + size]).to_vec();
+            at += size;
             Factor::new(name.to_string(), v)
         })
         .collect();
-    Ok(Some(FactorSpace::new(factors)?))
+    FactorSpace::new(factors).map(Some).map_err(|e| bad(format!("the stored grid is not valid: {e}")))
 }
 
 /// MPI3D-toy (or any `.npz` whose `images` is an uncompressed N x H x W x 3 uint8 grid in C order).
@@ -168,7 +166,8 @@ impl Mpi3dToy {
             return Err(err(format!("{} images, but the factor grid {:?} has {} combinations", shape[0], factors.sizes(), factors.len())));
         }
         let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        // SAFETY: read-only mapping of a dataset file that dydis never writes.
+        // SAFETY: read-only mapping. dydis never modifies an existing file in place: its writers (`save_npz`) write a
+        // temporary file and rename it over the destination, which leaves a mapped inode untouched.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
         let img_shape = ImageShape { channels: 3, height: shape[1], width: shape[2] };
         let end = start as usize + shape[0] * img_shape.numel();
@@ -231,7 +230,13 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
     use std::io::Write;
     let s = ds.image_shape();
     if s.channels != 3 {
-        return Err(Error::config("dataset", format!("{} has {} channels; the MPI3D layout holds RGB images", ds.name(), s.channels)));
+        return Err(Error::File {
+            path: path.to_path_buf(),
+            message: format!("not written: {} has {} channels; the MPI3D layout holds RGB images", ds.name(), s.channels),
+        });
+    }
+    if let Some(name) = ds.factors().names().iter().find(|n| n.contains(',')) {
+        return Err(Error::File { path: path.to_path_buf(), message: format!("not written: factor name '{name}' contains a comma (the stored names are comma-separated)") });
     }
     let n = ds.len();
     let tmp = path.with_extension(format!("npz.tmp{}", std::process::id()));
@@ -239,8 +244,9 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let io = |e: std::io::Error| Error::io(&tmp, e);
-        let zerr = |e: zip::result::ZipError| Error::File { path: tmp.clone(), message: format!("writing the archive: {e}") };
+        // Errors name the destination (the temporary file is gone by the time they are read).
+        let io = |e: std::io::Error| Error::File { path: path.to_path_buf(), message: format!("writing: {e}") };
+        let zerr = |e: zip::result::ZipError| Error::File { path: path.to_path_buf(), message: format!("writing the archive: {e}") };
         let file = std::fs::File::create(&tmp).map_err(io)?;
         let mut zip = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
         let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
