@@ -589,6 +589,13 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
 
 /// Write a file so that it is either absent or complete: write a sibling temporary file, then rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e)))
+}
+
+/// [`write_atomic`] for writers that stream: `write` fills the temporary sibling (`<name>.<ext>.tmp<pid>`; the
+/// parent folder is created first), which is renamed to `path` when `write` succeeds and removed when anything
+/// fails, so `path` is never left half-written.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -597,11 +604,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    }
+    result
 }
 
 #[cfg(test)]

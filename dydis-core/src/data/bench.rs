@@ -23,6 +23,19 @@ pub struct Throughput {
     pub batch_iter_images_per_s: f64,
 }
 
+impl Throughput {
+    fn new(dataset: String, images: usize, sequential: f64, parallel: f64, batch_iter: f64) -> Self {
+        Throughput {
+            dataset,
+            images,
+            sequential_images_per_s: sequential,
+            parallel_images_per_s: parallel,
+            parallel_speedup: parallel / sequential,
+            batch_iter_images_per_s: batch_iter,
+        }
+    }
+}
+
 /// The first `n` indices of a seeded shuffle of `0..len`.
 fn shuffled(len: usize, n: usize) -> Vec<usize> {
     use rand::seq::SliceRandom;
@@ -70,15 +83,7 @@ pub fn measure(ds: Arc<dyn GroundTruth>, n: usize) -> Result<Throughput> {
     for b in BatchIter::over(ds.clone(), order.clone(), 128, Some(1), Device::Cpu)? {
         seen += b?.indices.len();
     }
-    let iter = per_second(seen, start);
-    Ok(Throughput {
-        dataset: ds.name(),
-        images: order.len(),
-        sequential_images_per_s: seq,
-        parallel_images_per_s: par,
-        parallel_speedup: par / seq,
-        batch_iter_images_per_s: iter,
-    })
+    Ok(Throughput::new(ds.name(), order.len(), seq, par, per_second(seen, start)))
 }
 
 /// Measure `n` images of a CelebA folder (JPEG decoding, the D2C crop and the resize are all per image).
@@ -89,15 +94,7 @@ pub fn measure_celeba(ds: &super::CelebA, n: usize) -> Result<Throughput> {
     for chunk in order.chunks(128) {
         let _ = ds.images(chunk, Device::Cpu)?;
     }
-    let iter = per_second(order.len(), start);
-    Ok(Throughput {
-        dataset: format!("celeba ({} images)", ds.len()),
-        images: order.len(),
-        sequential_images_per_s: seq,
-        parallel_images_per_s: par,
-        parallel_speedup: par / seq,
-        batch_iter_images_per_s: iter,
-    })
+    Ok(Throughput::new(format!("celeba ({} images)", ds.len()), order.len(), seq, par, per_second(order.len(), start)))
 }
 
 /// One real file format: a file (or folder) written in it, how long writing and opening took, and the loader's
@@ -131,6 +128,45 @@ fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     Ok((v, start.elapsed().as_secs_f64()))
 }
 
+/// What the format benchmark needs of a dataset its loader opened.
+trait Opened {
+    fn count(&self) -> usize;
+    fn rates(self, n: usize) -> Result<Throughput>;
+}
+
+impl<G: GroundTruth + 'static> Opened for G {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn rates(self, n: usize) -> Result<Throughput> {
+        measure(Arc::new(self), n)
+    }
+}
+
+impl Opened for super::CelebA {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn rates(self, n: usize) -> Result<Throughput> {
+        measure_celeba(&self, n)
+    }
+}
+
+/// Write `path` in one format, open it with the format's loader, and measure `n` of its images.
+fn format_rate<D: Opened>(
+    format: &str,
+    path: PathBuf,
+    n: usize,
+    write: impl FnOnce(&Path) -> Result<()>,
+    open: impl FnOnce(&Path) -> Result<D>,
+) -> Result<FormatRate> {
+    let ((), write_s) = timed(|| write(&path))?;
+    let (ds, open_s) = timed(|| open(&path))?;
+    let images = ds.count();
+    let throughput = ds.rates(n)?;
+    Ok(FormatRate { format: format.into(), bytes: size_of(&path), path, images, write_s, open_s, open_images_per_s: images as f64 / open_s, throughput })
+}
+
 /// Write one file (or folder) per real format into `dir` (synthetic content: Shapes3D-like scenes, dSprites-like
 /// sprites), open each with its loader and measure decoding `n` images of it. `dir` is removed afterwards.
 ///
@@ -145,51 +181,18 @@ pub fn formats(dir: &Path, n: usize, cars3d_objects: usize, celeba_images: usize
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let run = || -> Result<Vec<FormatRate>> {
-        let mut out = Vec::new();
-        let mut record = |format: &str, path: PathBuf, write_s: f64, images: usize, open_s: f64, throughput: Throughput| {
-            out.push(FormatRate {
-                format: format.into(),
-                bytes: size_of(&path),
-                path,
-                images,
-                write_s,
-                open_s,
-                open_images_per_s: images as f64 / open_s,
-                throughput,
-            })
-        };
         let scenes = Shapes3DRenderer::subsampled([5, 5, 5, 4, 4, 5], 64)?;
-
-        let p = dir.join("3dshapes.h5");
-        let ((), w) = timed(|| shapes3d_h5::save_h5(&scenes, &p))?;
-        let (ds, o) = timed(|| Shapes3dH5::open(&p))?;
-        let len = ds.len();
-        record("Shapes3D .h5", p, w, len, o, measure(Arc::new(ds), n)?);
-
-        let p = dir.join("dsprites.npz");
-        let ((), w) = timed(|| dsprites::save_npz(&DSpritesRenderer::subgrid(), &p))?;
-        let (ds, o) = timed(|| DSpritesGrid::open(&p))?;
-        let len = ds.len();
-        record("dSprites .npz", p, w, len, o, measure(Arc::new(ds), n)?);
-
-        let p = dir.join("mpi3d_layout.npz");
-        let ((), w) = timed(|| mpi3d::save_npz(&scenes, &p))?;
-        let (ds, o) = timed(|| Mpi3dToy::open_with_factors(&p, scenes.factors().clone()))?;
-        let len = ds.len();
-        record("MPI3D .npz (memory-mapped)", p, w, len, o, measure(Arc::new(ds), n)?);
-
-        let p = dir.join("cars");
-        let (_, w) = timed(|| cars3d::write_synthetic(&p, cars3d_objects, 0))?;
-        let (ds, o) = timed(|| Cars3D::open(&p))?;
-        let len = ds.len();
-        record("Cars3D .mat (128 -> 64 px)", p, w, len, o, measure(Arc::new(ds), n)?);
-
-        let p = dir.join("celeba");
-        let (_, w) = timed(|| celeba::write_synthetic(&p, celeba_images, 0))?;
-        let (ds, o) = timed(|| CelebA::open(&p, 64))?;
-        let len = ds.len();
-        record("CelebA .jpg (crop, 128 -> 64 px)", p, w, len, o, measure_celeba(&ds, n)?);
-        Ok(out)
+        Ok(vec![
+            format_rate("Shapes3D .h5", dir.join("3dshapes.h5"), n, |p| shapes3d_h5::save_h5(&scenes, p), |p| Shapes3dH5::open(p))?,
+            format_rate("dSprites .npz", dir.join("dsprites.npz"), n, |p| dsprites::save_npz(&DSpritesRenderer::subgrid(), p), |p| DSpritesGrid::open(p))?,
+            format_rate("MPI3D .npz (memory-mapped)", dir.join("mpi3d_layout.npz"), n, |p| mpi3d::save_npz(&scenes, p), |p| {
+                Mpi3dToy::open_with_factors(p, scenes.factors().clone())
+            })?,
+            format_rate("Cars3D .mat (128 -> 64 px)", dir.join("cars"), n, |p| cars3d::write_synthetic(p, cars3d_objects, 0).map(drop), |p| Cars3D::open(p))?,
+            format_rate("CelebA .jpg (crop, 128 -> 64 px)", dir.join("celeba"), n, |p| celeba::write_synthetic(p, celeba_images, 0).map(drop), |p| {
+                CelebA::open(p, 64)
+            })?,
+        ])
     };
     let result = run();
     let _ = std::fs::remove_dir_all(dir);

@@ -93,12 +93,7 @@ pub fn cached_in(ds: &dyn GroundTruth, dir: &Path, progress: &mut dyn FnMut(usiz
     if !complete {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let _ = std::fs::remove_file(&meta_path);
-        let tmp = data_path.with_extension(format!("u8.tmp{}", std::process::id()));
-        let result = render_to(ds, &tmp, progress).and_then(|()| std::fs::rename(&tmp, &data_path).map_err(|e| Error::io(&data_path, e)));
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
+        crate::display::write_atomic_with(&data_path, |tmp| render_to(ds, tmp, progress))?;
         let text = serde_json::to_string_pretty(&meta).expect("json");
         crate::display::write_atomic(&meta_path, text.as_bytes())?;
     }

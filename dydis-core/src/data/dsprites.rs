@@ -315,22 +315,19 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
             values[[i, k + 1]] = ds.factors().factor(k).values[c[k]];
         }
     }
-    let tmp = path.with_extension(format!("npz.tmp{}", std::process::id()));
-    let result = (|| -> std::result::Result<(), String> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        }
-        let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let failed = |message: String| Error::File { path: path.to_path_buf(), message: format!("writing the dataset failed: {message}") };
+    crate::display::write_atomic_with(path, |tmp| {
+        let file = std::fs::File::create(tmp).map_err(|e| failed(e.to_string()))?;
         let mut w = ndarray_npy::NpzWriter::new_compressed(file);
-        w.add_array("imgs", &imgs).map_err(|e| e.to_string())?;
-        w.add_array("latents_classes", &classes).map_err(|e| e.to_string())?;
-        w.add_array("latents_values", &values).map_err(|e| e.to_string())?;
-        w.finish().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
-    })();
-    result.map_err(|message| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::File { path: path.to_path_buf(), message: format!("writing the dataset failed: {message}") }
+        w.add_array("imgs", &imgs).map_err(|e| failed(e.to_string()))?;
+        w.add_array("latents_classes", &classes).map_err(|e| failed(e.to_string()))?;
+        w.add_array("latents_values", &values).map_err(|e| failed(e.to_string()))?;
+        w.finish().map_err(|e| failed(e.to_string()))?.sync_all().map_err(|e| failed(e.to_string()))
+    })
+    .map_err(|e| match e {
+        // The folder could not be created or the rename failed: the same message as for the writing itself.
+        Error::Io { source, .. } => failed(source.to_string()),
+        e => e,
     })
 }
 

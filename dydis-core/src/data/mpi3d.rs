@@ -239,15 +239,11 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
         return Err(Error::File { path: path.to_path_buf(), message: format!("not written: factor name '{name}' contains a comma (the stored names are comma-separated)") });
     }
     let n = ds.len();
-    let tmp = path.with_extension(format!("npz.tmp{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
+    crate::display::write_atomic_with(path, |tmp| {
         // Errors name the destination (the temporary file is gone by the time they are read).
         let io = |e: std::io::Error| Error::File { path: path.to_path_buf(), message: format!("writing: {e}") };
         let zerr = |e: zip::result::ZipError| Error::File { path: path.to_path_buf(), message: format!("writing the archive: {e}") };
-        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let file = std::fs::File::create(tmp).map_err(io)?;
         let mut zip = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
         let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
         zip.start_file("images.npy", opts).map_err(zerr)?;
@@ -268,11 +264,6 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
             zip.write_all(bytes).map_err(io)?;
         }
         let file = zip.finish().map_err(zerr)?.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        file.sync_all().map_err(io)
+    })
 }

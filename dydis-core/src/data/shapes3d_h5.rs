@@ -117,19 +117,15 @@ pub fn save_h5(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
         return Err(Error::config("dataset", format!("{} is not a Shapes3D-family dataset", ds.name())));
     }
     let n = ds.len();
-    let tmp = path.with_extension(format!("h5.tmp{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let file = hdf5_metno::File::create(&tmp).map_err(h5err(&tmp))?;
+    crate::display::write_atomic_with(path, |tmp| {
+        let file = hdf5_metno::File::create(tmp).map_err(h5err(tmp))?;
         let images = file
             .new_dataset::<u8>()
             .chunk((1, s.height, s.width, 3))
             .deflate(4)
             .shape((n, s.height, s.width, 3))
             .create("images")
-            .map_err(h5err(&tmp))?;
+            .map_err(h5err(tmp))?;
         let block = 2048;
         let mut start = 0;
         while start < n {
@@ -137,7 +133,7 @@ pub fn save_h5(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
             let idx: Vec<usize> = (start..end).collect();
             let bytes = super::hwc_bytes(ds, &idx)?;
             let arr = ndarray::Array4::from_shape_vec((end - start, s.height, s.width, 3), bytes).expect("sizes agree");
-            images.write_slice(&arr, ndarray::s![start..end, .., .., ..]).map_err(h5err(&tmp))?;
+            images.write_slice(&arr, ndarray::s![start..end, .., .., ..]).map_err(h5err(tmp))?;
             start = end;
         }
         let mut labels = ndarray::Array2::<f64>::zeros((n, 6));
@@ -146,12 +142,7 @@ pub fn save_h5(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
                 labels[[i, f]] = v;
             }
         }
-        file.new_dataset_builder().with_data(&labels).create("labels").map_err(h5err(&tmp))?;
-        file.close().map_err(h5err(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        file.new_dataset_builder().with_data(&labels).create("labels").map_err(h5err(tmp))?;
+        file.close().map_err(h5err(tmp))
+    })
 }
