@@ -316,32 +316,6 @@ fn broken_celeba_files_are_clear_errors() {
     assert!(CelebA::open(&root, 4).is_err());
 }
 
-/// A minimal MAT v5 writer (uncompressed, one uint8 array), for Cars3D fixtures in the real format.
-fn write_mat_u8(path: &Path, name: &str, dims: &[usize], data: &[u8]) {
-    fn element(out: &mut Vec<u8>, ty: u32, bytes: &[u8]) {
-        out.extend_from_slice(&ty.to_le_bytes());
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytes);
-        while out.len() % 8 != 0 {
-            out.push(0);
-        }
-    }
-    let mut body = Vec::new();
-    element(&mut body, 6, &[9u32.to_le_bytes(), 0u32.to_le_bytes()].concat()); // array flags: mxUINT8_CLASS
-    let d: Vec<u8> = dims.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect();
-    element(&mut body, 5, &d); // dimensions (miINT32)
-    element(&mut body, 1, name.as_bytes()); // name (miINT8)
-    element(&mut body, 2, data); // real part (miUINT8)
-    let mut file = format!("{:<116}", "MATLAB 5.0 MAT-file, written by the dydis tests").into_bytes();
-    file.extend_from_slice(&[0u8; 8]);
-    file.extend_from_slice(&0x0100u16.to_le_bytes());
-    file.extend_from_slice(b"IM");
-    file.extend_from_slice(&14u32.to_le_bytes()); // miMATRIX
-    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    file.extend_from_slice(&body);
-    std::fs::write(path, file).unwrap();
-}
-
 #[test]
 fn cars3d_mat_files_load_in_list_order_with_the_documented_index() {
     use dydis_core::data::{cars3d, Cars3D};
@@ -373,7 +347,7 @@ fn cars3d_mat_files_load_in_list_order_with_the_documented_index() {
         assert!((img.double_value(&[c as i64, 32, 32]) - expect(c)).abs() < 1e-3, "channel {c}");
     }
     // Broken inputs name the file.
-    write_mat_u8(&dir.join("car_001_mesh.mat"), "im", &[64, 64, 3, 24, 4], &vec![0u8; 64 * 64 * 3 * 96]);
+    cars3d::write_mat_u8(&dir.join("car_001_mesh.mat"), "im", &[64, 64, 3, 24, 4], &vec![0u8; 64 * 64 * 3 * 96]).unwrap();
     let e = Cars3D::open(&dir).err().unwrap().to_string();
     assert!(e.contains("car_001_mesh.mat") && e.contains("expected [128, 128, 3, 24, 4]"), "{e}");
     std::fs::write(dir.join("car_001_mesh.mat"), b"garbage").unwrap();

@@ -143,6 +143,13 @@ pub fn save_mat(path: &Path, im: &[u8]) -> Result<()> {
             message: format!("not written: {} bytes given; a Cars3D object holds {dims:?} = {} bytes", im.len(), dims.iter().product::<usize>()),
         });
     }
+    write_mat_u8(path, "im", &dims, im)
+}
+
+/// Write a MAT v5 file (uncompressed, little-endian) holding one uint8 array `name` of size `dims`, whose `data` is
+/// in MATLAB's column-major order; atomically. [`save_mat`] checks Cars3D's size and calls this; tests use it
+/// directly for files of the wrong size.
+pub fn write_mat_u8(path: &Path, name: &str, dims: &[usize], data: &[u8]) -> Result<()> {
     // A data element: type, byte count, bytes, padding to 8 bytes.
     fn element(out: &mut Vec<u8>, ty: u32, bytes: &[u8]) {
         out.extend_from_slice(&ty.to_le_bytes());
@@ -156,11 +163,11 @@ pub fn save_mat(path: &Path, im: &[u8]) -> Result<()> {
     const MI_UINT32: u32 = 6;
     const MI_MATRIX: u32 = 14;
     const MX_UINT8_CLASS: u32 = 9;
-    let mut body = Vec::with_capacity(im.len() + 128);
+    let mut body = Vec::with_capacity(data.len() + 128);
     element(&mut body, MI_UINT32, &[MX_UINT8_CLASS.to_le_bytes(), 0u32.to_le_bytes()].concat());
     element(&mut body, MI_INT32, &dims.iter().flat_map(|&d| (d as i32).to_le_bytes()).collect::<Vec<u8>>());
-    element(&mut body, MI_INT8, b"im");
-    element(&mut body, MI_UINT8, im);
+    element(&mut body, MI_INT8, name.as_bytes());
+    element(&mut body, MI_UINT8, data);
     let mut file = format!("{:<116}", "MATLAB 5.0 MAT-file, written by dydis").into_bytes();
     file.extend_from_slice(&[0u8; 8]); // no subsystem data
     file.extend_from_slice(&0x0100u16.to_le_bytes());

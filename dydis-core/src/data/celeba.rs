@@ -6,7 +6,7 @@
 //! left 25, then a resize to the output size (64 by default) with an antialiasing triangle filter.
 //! CelebA's licence forbids redistribution: dydis never ships or copies it; tests use synthetic files.
 use super::{decode_batch, ImageShape};
-use crate::display::{image_grid, GridOptions, Image, Panel, Table};
+use crate::display::{image_grid, GridOptions, Image, Table};
 use crate::error::{Error, Result};
 use rand::seq::IndexedRandom;
 use rayon::prelude::*;
@@ -202,27 +202,12 @@ impl CelebA {
     }
 
     /// How CelebA shows itself in a notebook: its attribute table beside a sample grid.
-    pub fn view(&self) -> Result<CelebAView> {
+    pub fn view(&self) -> Result<super::DatasetView> {
         let s = self.size;
         let title = format!("celeba: {} images, 3x{s}x{s}, {} binary attributes (no factor grid)", self.len(), self.names.len());
-        Ok(CelebAView { table: self.attribute_table().with_title(title.clone()), samples: self.sample_grid(16, 0, if s <= 32 { 2 } else { 1 })?, title })
+        Ok(super::DatasetView::of(title, self.attribute_table(), self.sample_grid(16, 0, super::view_scale(s))?))
     }
 }
-
-/// CelebA's display: the attribute table and 16 random images.
-pub struct CelebAView {
-    pub title: String,
-    pub table: Table,
-    pub samples: Image,
-}
-
-impl CelebAView {
-    fn panel(&self) -> Panel {
-        Panel::row().push(&self.table).push(&self.samples)
-    }
-}
-
-crate::display::impl_show_via!(CelebAView, panel);
 
 /// Attributes of the synthetic folder written by [`write_synthetic`], each read off the scene's factors.
 pub const SYNTHETIC_ATTRIBUTES: [&str; 5] = ["Large_Object", "Round_Object", "Warm_Wall", "Turned_Left", "Blue_Floor"];

@@ -19,7 +19,7 @@ pub mod sampling;
 pub use dsprites::{DSpritesGrid, DSpritesRenderer};
 pub use cache::{cached, CachedGrid};
 pub use cars3d::Cars3D;
-pub use celeba::{CelebA, CelebAView};
+pub use celeba::CelebA;
 pub use factors::{Factor, FactorSpace};
 pub use mpi3d::Mpi3dToy;
 pub use registry::{catalogue, open, open_images, resolve_spec};
@@ -238,7 +238,7 @@ pub fn sample_grid(ds: &dyn GroundTruth, n: usize, seed: u64, scale: usize) -> R
     Ok(image_grid(&imgs, GridOptions { ncol: 8, scale, ..Default::default() })?.with_caption(format!("{n} random images")))
 }
 
-/// How a dataset shows itself: its factor table and a sample grid.
+/// How a dataset shows itself: its factor table (CelebA: its attribute table) beside a sample grid.
 pub struct DatasetView {
     pub title: String,
     pub table: Table,
@@ -249,8 +249,11 @@ impl DatasetView {
     pub fn new(ds: &dyn GroundTruth) -> Result<Self> {
         let s = ds.image_shape();
         let title = format!("{}: {} images, {}x{}x{}", ds.name(), ds.len(), s.channels, s.height, s.width);
-        let scale = if s.height <= 32 { 2 } else { 1 };
-        Ok(DatasetView { table: ds.factors().table().with_title(title.clone()), samples: sample_grid(ds, 16, 0, scale)?, title })
+        Ok(Self::of(title, ds.factors().table(), sample_grid(ds, 16, 0, view_scale(s.height))?))
+    }
+    /// A view from its parts; the title goes on the table.
+    pub(crate) fn of(title: String, table: Table, samples: Image) -> Self {
+        DatasetView { table: table.with_title(title.clone()), samples, title }
     }
     fn panel(&self) -> Panel {
         Panel::row().push(&self.table).push(&self.samples)
@@ -258,6 +261,15 @@ impl DatasetView {
 }
 
 crate::display::impl_show_via!(DatasetView, panel);
+
+/// Sample grids in views are enlarged 2x for images of 32 px or less.
+pub(crate) fn view_scale(height: usize) -> usize {
+    if height <= 32 {
+        2
+    } else {
+        1
+    }
+}
 
 /// `ds.view()` for any dataset: `DatasetView::new(&ds)`.
 pub fn view(ds: &dyn GroundTruth) -> Result<DatasetView> {
