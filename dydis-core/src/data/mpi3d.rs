@@ -142,14 +142,16 @@ impl Mpi3dToy {
     /// written by [`save_npz`] (its grid is stored beside the images).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let (_, shape) = locate_stored_array(path, "images")?;
-        let n = shape.first().copied().unwrap_or(0);
         let factors = match stored_factors(path)? {
             Some(f) => f,
-            None => factors_for(n).ok_or_else(|| Error::File {
-                path: path.to_path_buf(),
-                message: format!("{n} images: MPI3D-toy has 1,036,800 (or 460,800 in the 2019 release), and the file stores no factor grid"),
-            })?,
+            None => {
+                let (_, shape) = locate_stored_array(path, "images")?;
+                let n = shape.first().copied().unwrap_or(0);
+                factors_for(n).ok_or_else(|| Error::File {
+                    path: path.to_path_buf(),
+                    message: format!("{n} images: MPI3D-toy has 1,036,800 (or 460,800 in the 2019 release), and the file stores no factor grid"),
+                })?
+            }
         };
         Self::open_with_factors(path, factors)
     }
