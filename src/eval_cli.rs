@@ -54,7 +54,12 @@ fn representation(a: &EvalArgs, device: Device) -> Result<(Tensor, FactorSpace, 
     let idx: Vec<usize> = (0..space.len()).collect();
     let t = Instant::now();
     let latents = represent::extract(&m.ldm, m.ds.as_ref(), &idx, a.batch, a.aligned)?;
-    eprintln!("extracted {} x {:?} unit features in {:.1} s", space.len(), &latents.size()[1..], t.elapsed().as_secs_f64());
+    eprintln!(
+        "extracted {} x {:?} unit features in {:.1} s",
+        space.len(),
+        &latents.size()[1..],
+        t.elapsed().as_secs_f64()
+    );
     let out = a.out.clone().unwrap_or_else(|| m.run_dir.join("eval"));
     represent::save_npz(&out.join("representation.npz"), &latents)?;
     Ok((latents, space, m.spec, m.checkpoint.display().to_string(), out))
@@ -79,7 +84,12 @@ pub fn evaluate(a: &EvalArgs, device: Device) -> Result<Report> {
     let cfg = config(a)?;
     let (latents, space, spec, source, out) = representation(a, device)?;
     let codes = Codes::from_tensor(&eval::pca_codes(&latents)?, &space)?;
-    let what = format!("{} units of D = {}, {}PCA(1) per unit", latents.size()[1], latents.size()[2], if a.aligned { "aligned, " } else { "" });
+    let what = format!(
+        "{} units of D = {}, {}PCA(1) per unit",
+        latents.size()[1],
+        latents.size()[2],
+        if a.aligned { "aligned, " } else { "" }
+    );
     let report = eval::evaluate(&codes, &space, &cfg, &source, &spec, &what)?;
     report.write(&out)?;
     println!("{}", report.to_text());
@@ -101,7 +111,12 @@ pub fn compare(reports: &[PathBuf], paper: Option<&str>, out: Option<&Path>) -> 
     let rs: Vec<(String, Report)> = reports
         .iter()
         .map(|p| {
-            let name = p.parent().and_then(|d| d.parent()).and_then(|d| d.file_name()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string());
+            let name = p
+                .parent()
+                .and_then(|d| d.parent())
+                .and_then(|d| d.file_name())
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string());
             Ok((name, Report::read(p)?))
         })
         .collect::<Result<_>>()?;
@@ -138,16 +153,31 @@ fn synthetic_codes(space: &FactorSpace, units: usize, seed: u64) -> Codes {
 pub fn bench(out: &Path, quick: bool) -> Result<i32> {
     let threads = tch::get_num_threads();
     let shapes = FactorSpace::new(
-        [("floor_hue", 10), ("wall_hue", 10), ("object_hue", 10), ("scale", 8), ("shape", 4), ("orientation", 15)].iter().map(|(n, k)| Factor::categorical(*n, *k)).collect(),
+        [("floor_hue", 10), ("wall_hue", 10), ("object_hue", 10), ("scale", 8), ("shape", 4), ("orientation", 15)]
+            .iter()
+            .map(|(n, k)| Factor::categorical(*n, *k))
+            .collect(),
     )?;
     let mpi = FactorSpace::new(
-        [("color", 6), ("shape", 6), ("size", 2), ("camera", 3), ("background", 3), ("horizontal", 40), ("vertical", 40)].iter().map(|(n, k)| Factor::categorical(*n, *k)).collect(),
+        [
+            ("color", 6),
+            ("shape", 6),
+            ("size", 2),
+            ("camera", 3),
+            ("background", 3),
+            ("horizontal", 40),
+            ("vertical", 40),
+        ]
+        .iter()
+        .map(|(n, k)| Factor::categorical(*n, *k))
+        .collect(),
     )?;
     let mut cfg = if quick { EvalConfig::quick() } else { EvalConfig::paper() };
     cfg.metrics = EvalConfig::ALL[..7].iter().map(|s| s.to_string()).collect();
     let codes = synthetic_codes(&shapes, 20, 0);
     let t = Instant::now();
-    let r = eval::evaluate(&codes, &shapes, &cfg, "synthetic 20-unit code", "Shapes3D-sized grid (480,000)", "20 scalars")?;
+    let r =
+        eval::evaluate(&codes, &shapes, &cfg, "synthetic 20-unit code", "Shapes3D-sized grid (480,000)", "20 scalars")?;
     let suite = t.elapsed().as_secs_f64();
     println!("{}", r.to_text());
     let mcodes = synthetic_codes(&mpi, 20, 1);
@@ -193,7 +223,8 @@ pub struct FidArgs {
 pub fn fid(a: &FidArgs, device: Device) -> Result<i32> {
     use rand::{Rng, SeedableRng};
     let net = eval::fid::FeatureNet::load(&a.inception, device)?;
-    let crate::model_cli::Model { ldm, spec, ds, .. } = crate::model_cli::load_model(&a.checkpoint, a.data.as_deref(), device)?;
+    let crate::model_cli::Model { ldm, spec, ds, .. } =
+        crate::model_cli::load_model(&a.checkpoint, a.data.as_deref(), device)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let n = ds.num_images();
     let cond_idx: Vec<usize> = (0..a.samples).map(|_| rng.random_range(0..n)).collect();
@@ -209,6 +240,12 @@ pub fn fid(a: &FidArgs, device: Device) -> Result<i32> {
     }
     let (gr, gg) = (eval::fid::Gaussian::of(&Tensor::cat(&fr, 0))?, eval::fid::Gaussian::of(&Tensor::cat(&fg, 0))?);
     let v = eval::fid::frechet_distance(&gr, &gg)?;
-    println!("FID {v:.3} ({} generated vs {} real images of {spec}, DDIM {} steps, {:.0} s)", a.samples, a.samples, a.ddim_steps, t.elapsed().as_secs_f64());
+    println!(
+        "FID {v:.3} ({} generated vs {} real images of {spec}, DDIM {} steps, {:.0} s)",
+        a.samples,
+        a.samples,
+        a.ddim_steps,
+        t.elapsed().as_secs_f64()
+    );
     Ok(0)
 }

@@ -16,7 +16,11 @@ use model_cli::{GenArgs, TrainArgs};
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 #[derive(Parser)]
-#[command(name = "dydis", version, about = "Disentangled representation learning with diffusion models (DyGA + Skip Dropout)")]
+#[command(
+    name = "dydis",
+    version,
+    about = "Disentangled representation learning with diffusion models (DyGA + Skip Dropout)"
+)]
 struct Cli {
     /// Device: auto (CUDA when available), cpu, cuda or cuda:<index>.
     #[arg(long, global = true, default_value = "auto")]
@@ -381,11 +385,15 @@ fn run(cli: Cli) -> Result<i32> {
             model_cli::bench_anchors(units, features, !no_reference, &layout.venv().join("bin").join("python"), &out)
         }
         Command::Anchors { checkpoint, out } => viz_cli::anchors(&checkpoint, out),
-        Command::Attention { gen, images, n, layers, heads, steps } => viz_cli::attention(&gen, &images, n, &layers, &heads, &steps, cli.device.resolve()?),
+        Command::Attention { gen, images, n, layers, heads, steps } => {
+            viz_cli::attention(&gen, &images, n, &layers, &heads, &steps, cli.device.resolve()?)
+        }
         Command::AnchorSamples { gen, image, unit, per_anchor, max_anchors } => {
             viz_cli::anchor_samples(&gen, image, unit, per_anchor, max_anchors, cli.device.resolve()?)
         }
-        Command::Project { checkpoint, data, n, seed, out } => viz_cli::project(&checkpoint, data.as_deref(), n, seed, out, cli.device.resolve()?),
+        Command::Project { checkpoint, data, n, seed, out } => {
+            viz_cli::project(&checkpoint, data.as_deref(), n, seed, out, cli.device.resolve()?)
+        }
         Command::Eval(args) => eval_cli::eval(&args, cli.device.resolve()?),
         Command::Downstream(mut args) => {
             args.metrics = Some(vec!["downstream".into()]);
@@ -400,7 +408,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Interchange { gen, source, target, pairs, same_noise } => {
             model_cli::interchange(&gen, source, target, pairs, same_noise, cli.device.resolve()?)
         }
-        Command::Interpolate { gen, from, to, steps } => model_cli::interpolate(&gen, from, to, steps, cli.device.resolve()?),
+        Command::Interpolate { gen, from, to, steps } => {
+            model_cli::interpolate(&gen, from, to, steps, cli.device.resolve()?)
+        }
     }
 }
 
@@ -421,7 +431,12 @@ fn execute_all(layout: &Layout, list: &[PathBuf], out: &Path, timeout: Duration)
     for nb in list {
         let report = execute_notebook(layout, nb, out, timeout)?;
         let verdict = if report.ok() { "ok" } else { "FAILED" };
-        println!("{verdict:6} {} ({:.1} s) -> {}", nb.display(), report.duration.as_secs_f64(), report.executed.display());
+        println!(
+            "{verdict:6} {} ({:.1} s) -> {}",
+            nb.display(),
+            report.duration.as_secs_f64(),
+            report.executed.display()
+        );
         if !report.ok() {
             failed += 1;
             for p in &report.problems {
@@ -442,7 +457,10 @@ fn doctor(layout: &Layout, repo: &Path, device: DeviceSpec, json: bool) -> Resul
         problems.push(format!("{e}: use --device cpu, or run on a machine with a CUDA GPU"));
     }
     if !info.libtorch_version.starts_with("2.13.0") {
-        problems.push(format!("built against libtorch {}, dydis needs 2.13.0: run scripts/setup.sh", info.libtorch_version));
+        problems.push(format!(
+            "built against libtorch {}, dydis needs 2.13.0: run scripts/setup.sh",
+            info.libtorch_version
+        ));
     }
     println!("{}\n", info.to_text());
     println!("{}\n", kernel.table().to_text());
@@ -479,7 +497,10 @@ fn quickstart(layout: &Layout, repo: &Path, name: &str, config: &str, device: De
     let info = RuntimeInfo::collect();
     println!("{}\n", info.to_text());
     let env_json = serde_json::json!({ "runtime": info, "device": format!("{resolved:?}") });
-    dydis_core::display::write_atomic(&run_dir.join("environment.json"), serde_json::to_string_pretty(&env_json)?.as_bytes())?;
+    dydis_core::display::write_atomic(
+        &run_dir.join("environment.json"),
+        serde_json::to_string_pretty(&env_json)?.as_bytes(),
+    )?;
     // The embedded default dataset: rendered once into the cache, then inspected.
     let spec = "shapes3d-like:quick";
     let start = std::time::Instant::now();
@@ -491,9 +512,15 @@ fn quickstart(layout: &Layout, repo: &Path, name: &str, config: &str, device: De
     let base = ds.factors().index_of(&middle)?;
     for f in 0..ds.factors().num_factors() {
         let name = file_safe(&ds.factors().factor(f).name);
-        dydis_core::data::traversal(ds.as_ref(), f, base, 2)?.save_png(data_dir.join(format!("traversal-{name}.png")))?;
+        dydis_core::data::traversal(ds.as_ref(), f, base, 2)?
+            .save_png(data_dir.join(format!("traversal-{name}.png")))?;
     }
-    println!("dataset {} ({} images) ready in {render_secs:.1} s; samples in {}", ds.name(), ds.len(), data_dir.display());
+    println!(
+        "dataset {} ({} images) ready in {render_secs:.1} s; samples in {}",
+        ds.name(),
+        ds.len(),
+        data_dir.display()
+    );
 
     let notebooks = vec![repo.join("notebooks/00-environment.ipynb")];
     let failed = execute_all(layout, &notebooks, &run_dir.join("notebooks"), Duration::from_secs(900))?;
@@ -546,7 +573,10 @@ fn data_command(action: DataAction) -> Result<i32> {
                         Err(e) => println!("{name}: no grid ({e})"),
                     }
                 }
-                println!("sample grid and {written} attribute grids (with it / without it) written to {}", out.display());
+                println!(
+                    "sample grid and {written} attribute grids (with it / without it) written to {}",
+                    out.display()
+                );
                 return Ok(0);
             }
             let ds = data::open(&dataset)?;
@@ -559,7 +589,8 @@ fn data_command(action: DataAction) -> Result<i32> {
             let base = ds.factors().index_of(&middle)?;
             for f in 0..ds.factors().num_factors() {
                 let name = &ds.factors().factor(f).name;
-                data::traversal(ds.as_ref(), f, base, scale)?.save_png(out.join(format!("traversal-{}.png", file_safe(name))))?;
+                data::traversal(ds.as_ref(), f, base, scale)?
+                    .save_png(out.join(format!("traversal-{}.png", file_safe(name))))?;
             }
             println!("sample grid and {} traversals written to {}", ds.factors().num_factors(), out.display());
         }
@@ -575,7 +606,13 @@ fn data_command(action: DataAction) -> Result<i32> {
                     last = std::time::Instant::now();
                 }
             })?;
-            println!("{}: {} images cached at {} ({:.1} s)", ds.name(), c.len(), c.path().display(), start.elapsed().as_secs_f64());
+            println!(
+                "{}: {} images cached at {} ({:.1} s)",
+                ds.name(),
+                c.len(),
+                c.path().display(),
+                start.elapsed().as_secs_f64()
+            );
         }
         DataAction::Export { dataset, out } => {
             let ds = data::open(&dataset)?;
@@ -584,9 +621,17 @@ fn data_command(action: DataAction) -> Result<i32> {
                 Some("h5") => data::shapes3d_h5::save_h5(ds.as_ref(), &out)?,
                 Some("npz") if ds.image_shape().channels == 1 => dsprites::save_npz(ds.as_ref(), &out)?,
                 Some("npz") => data::mpi3d::save_npz(ds.as_ref(), &out)?,
-                _ => bail!("--out must end in .h5 (Shapes3D layout) or .npz (dSprites layout; MPI3D layout for RGB images)"),
+                _ => bail!(
+                    "--out must end in .h5 (Shapes3D layout) or .npz (dSprites layout; MPI3D layout for RGB images)"
+                ),
             }
-            println!("{}: {} images written to {} in {:.1} s", ds.name(), ds.len(), out.display(), start.elapsed().as_secs_f64());
+            println!(
+                "{}: {} images written to {} in {:.1} s",
+                ds.name(),
+                ds.len(),
+                out.display(),
+                start.elapsed().as_secs_f64()
+            );
         }
         DataAction::Synthetic { layout, out, count, seed } => {
             let start = std::time::Instant::now();
@@ -595,7 +640,12 @@ fn data_command(action: DataAction) -> Result<i32> {
                 "cars3d" => data::cars3d::write_synthetic(&out, count, seed)?,
                 other => bail!("unknown layout '{other}' (celeba or cars3d)"),
             };
-            println!("{layout} layout with synthetic content: {count} {} written to {} in {:.1} s", if layout == "cars3d" { "objects" } else { "images" }, out.display(), start.elapsed().as_secs_f64());
+            println!(
+                "{layout} layout with synthetic content: {count} {} written to {} in {:.1} s",
+                if layout == "cars3d" { "objects" } else { "images" },
+                out.display(),
+                start.elapsed().as_secs_f64()
+            );
         }
         DataAction::Fetch { name, out } => {
             use dydis_core::data::fetch;
@@ -619,22 +669,37 @@ fn data_command(action: DataAction) -> Result<i32> {
         }
         DataAction::Compare { out } => {
             use dydis_core::data::shapes3d::{compare_with_reference, reference_panel, Reference, SceneParams};
-            let path = DSpritesGrid::shared_subgrid().context("../shared/data/dsprites/dsprites_downsampled.npz is not next to this checkout")?;
+            let path = DSpritesGrid::shared_subgrid()
+                .context("../shared/data/dsprites/dsprites_downsampled.npz is not next to this checkout")?;
             let real = DSpritesGrid::open(&path)?;
             let r = dsprites::compare_with_real(&real)?;
-            let mut t = Table::new(["look-alike", "real images", "score"]).with_title("procedural look-alikes vs real images");
+            let mut t =
+                Table::new(["look-alike", "real images", "score"]).with_title("procedural look-alikes vs real images");
             for (name, n, mean, min) in &r.per_shape {
-                t.push_row([format!("dsprites-like, {name}"), n.to_string(), format!("IoU mean {mean:.4}, min {min:.4}")]);
+                t.push_row([
+                    format!("dsprites-like, {name}"),
+                    n.to_string(),
+                    format!("IoU mean {mean:.4}, min {min:.4}"),
+                ]);
             }
-            t.push_row(["dsprites-like, all".to_string(), r.images.to_string(), format!("IoU mean {:.4}, min {:.4}", r.mean, r.min)]);
-            let ref_path = Reference::shared().context("../shared/data/shapes3d/shapes3d_reference_samples.npz is not next to this checkout")?;
+            t.push_row([
+                "dsprites-like, all".to_string(),
+                r.images.to_string(),
+                format!("IoU mean {:.4}, min {:.4}", r.mean, r.min),
+            ]);
+            let ref_path = Reference::shared()
+                .context("../shared/data/shapes3d/shapes3d_reference_samples.npz is not next to this checkout")?;
             let reference = Reference::open(&ref_path)?;
             let params = SceneParams::default();
             let s = compare_with_reference(&params, &reference);
             t.push_row([
                 "shapes3d-like @64".to_string(),
                 s.images.to_string(),
-                format!("mean abs error {:.2}/255, {:.1}% of pixels within 16 levels", s.mean_abs_error, 100.0 * s.close_pixels),
+                format!(
+                    "mean abs error {:.2}/255, {:.1}% of pixels within 16 levels",
+                    s.mean_abs_error,
+                    100.0 * s.close_pixels
+                ),
             ]);
             println!("{}", t.to_text());
             let png = out.with_extension("shapes3d.png");
@@ -650,7 +715,11 @@ fn data_command(action: DataAction) -> Result<i32> {
 fn bench_data(images: usize, formats: Option<(usize, usize)>, out: &Path) -> Result<i32> {
     use dydis_core::data::{self, bench, DSpritesGrid, GroundTruth};
     let mut results = Vec::new();
-    let mut specs = vec![("dsprites-like".to_string(), images), ("shapes3d-like".to_string(), images / 20), ("shapes3d-like@32".to_string(), images / 10)];
+    let mut specs = vec![
+        ("dsprites-like".to_string(), images),
+        ("shapes3d-like".to_string(), images / 20),
+        ("shapes3d-like@32".to_string(), images / 10),
+    ];
     let mut load = serde_json::Value::Null;
     if let Some(p) = DSpritesGrid::shared_subgrid() {
         let start = std::time::Instant::now();
@@ -679,8 +748,18 @@ fn bench_data(images: usize, formats: Option<(usize, usize)>, out: &Path) -> Res
         let dir = std::env::temp_dir().join(format!("dydis-bench-formats-{}", std::process::id()));
         eprintln!("writing one file per real format under {} (removed afterwards) ...", dir.display());
         rates = bench::formats(&dir, images.min(5_000), cars3d_objects, celeba_images)?;
-        let mut t = Table::new(["format", "images", "MB", "write s", "open s", "open img/s", "1 thread img/s", "parallel img/s", "batches img/s"])
-            .with_title("real file formats (synthetic content, written and read back)");
+        let mut t = Table::new([
+            "format",
+            "images",
+            "MB",
+            "write s",
+            "open s",
+            "open img/s",
+            "1 thread img/s",
+            "parallel img/s",
+            "batches img/s",
+        ])
+        .with_title("real file formats (synthetic content, written and read back)");
         for r in &rates {
             let th = &r.throughput;
             t.push_row([

@@ -45,7 +45,10 @@ fn prepare_run_dir(cfg: &RunConfig, dir: &Path, resume: bool) -> Result<()> {
     if path.exists() && !resume {
         let old = RunConfig::from_toml(&std::fs::read_to_string(&path)?).ok();
         if old.as_ref().is_some_and(|o| o.model != cfg.model) {
-            bail!("{} holds a run with another model configuration: pass --out <new folder>, or --resume to continue it", dir.display());
+            bail!(
+                "{} holds a run with another model configuration: pass --out <new folder>, or --resume to continue it",
+                dir.display()
+            );
         }
     }
     dydis_core::display::write_atomic(&path, cfg.to_toml().as_bytes())?;
@@ -63,7 +66,14 @@ pub fn train_ae(args: &TrainArgs, device: Device) -> Result<i32> {
     prepare_run_dir(&cfg, &dir, args.resume)?;
     train::install_interrupt_handler();
     let mut t = AeTrainer::new(&cfg, device, &dir, args.resume)?;
-    println!("first stage of `{}` on {} ({} images), {:?}; logging to {}", cfg.name, cfg.data, t.history().steps.len(), device, dir.join("ae/log.jsonl").display());
+    println!(
+        "first stage of `{}` on {} ({} images), {:?}; logging to {}",
+        cfg.name,
+        cfg.data,
+        t.history().steps.len(),
+        device,
+        dir.join("ae/log.jsonl").display()
+    );
     let o = t.run(args.steps)?;
     print_outcome("ae", &o);
     t.history().curve()?.save(dir.join("ae/loss.svg"))?;
@@ -175,13 +185,24 @@ pub fn sample(a: &GenArgs, images: &[usize], n: usize, device: Device) -> Result
     let idx = if images.is_empty() { generate::pick(l.ds.as_ref(), n, a.seed) } else { images.to_vec() };
     let t = Instant::now();
     let out = generate::conditioned_samples(&l.ldm, l.ds.as_ref(), &idx, l.ddim, a.seed)?;
-    let img = generate::grid(&out, idx.len(), &format!("top: images {idx:?}; bottom: DDIM-{} samples conditioned on their latent units", l.ddim.steps))?;
+    let img = generate::grid(
+        &out,
+        idx.len(),
+        &format!("top: images {idx:?}; bottom: DDIM-{} samples conditioned on their latent units", l.ddim.steps),
+    )?;
     println!("{} samples in {:.1} s", idx.len(), t.elapsed().as_secs_f64());
     save(&img, &a.out, l.run_dir.join("samples.png"))?;
     Ok(0)
 }
 
-pub fn interchange(a: &GenArgs, source: Option<usize>, target: Option<usize>, pairs: usize, same_noise: bool, device: Device) -> Result<i32> {
+pub fn interchange(
+    a: &GenArgs,
+    source: Option<usize>,
+    target: Option<usize>,
+    pairs: usize,
+    same_noise: bool,
+    device: Device,
+) -> Result<i32> {
     let l = load_for_generation(a, device)?;
     let list: Vec<(usize, usize)> = match (source, target) {
         (Some(s), Some(t)) => vec![(s, t)],
@@ -193,7 +214,11 @@ pub fn interchange(a: &GenArgs, source: Option<usize>, target: Option<usize>, pa
         rows.push(generate::interchange(&l.ldm, l.ds.as_ref(), s, t, l.ddim, a.seed + k as u64, same_noise)?);
     }
     let n = rows[0].size()[0] as usize;
-    let img = generate::grid(&Tensor::cat(&rows, 0), n, &format!("pairs {list:?}: columns source, target, then source with unit 0..{} taken from target", n - 3))?;
+    let img = generate::grid(
+        &Tensor::cat(&rows, 0),
+        n,
+        &format!("pairs {list:?}: columns source, target, then source with unit 0..{} taken from target", n - 3),
+    )?;
     save(&img, &a.out, l.run_dir.join("interchange.png"))?;
     Ok(0)
 }
@@ -211,7 +236,13 @@ pub fn interpolate(a: &GenArgs, from: Option<usize>, to: Option<usize>, steps: u
     let ends = l.ldm.prepare(&l.ds.images(&[f, t], device)?)?;
     let out = generate::interpolate(&l.ldm, l.ds.as_ref(), f, t, steps, l.ddim, a.seed)?;
     let row = Tensor::cat(&[ends.get(0).unsqueeze(0), out, ends.get(1).unsqueeze(0)], 0);
-    let img = generate::grid(&row, steps + 2, &format!("image {f} -> image {t}: all latent units interpolated linearly, one fixed x_T (ends: the real images)"))?;
+    let img = generate::grid(
+        &row,
+        steps + 2,
+        &format!(
+            "image {f} -> image {t}: all latent units interpolated linearly, one fixed x_T (ends: the real images)"
+        ),
+    )?;
     save(&img, &a.out, l.run_dir.join("interpolation.png"))?;
     Ok(0)
 }
@@ -220,8 +251,10 @@ pub fn interpolate(a: &GenArgs, from: Option<usize>, to: Option<usize>, steps: u
 fn reference_config(cfg: &RunConfig) -> Result<serde_json::Value> {
     let m = &cfg.model;
     let fs = match &m.first_stage {
-        FirstStageConfig::Vq(v) => serde_json::json!({"kind": "vq", "ch": v.ch, "ch_mult": v.ch_mult, "num_res_blocks": v.num_res_blocks,
-            "n_embed": v.n_embed, "embed_dim": v.embed_dim}),
+        FirstStageConfig::Vq(v) => {
+            serde_json::json!({"kind": "vq", "ch": v.ch, "ch_mult": v.ch_mult, "num_res_blocks": v.num_res_blocks,
+            "n_embed": v.n_embed, "embed_dim": v.embed_dim})
+        }
         FirstStageConfig::Identity => serde_json::json!({"kind": "identity"}),
     };
     let u = &m.unet;
@@ -247,7 +280,8 @@ fn time_steps(cfg: &RunConfig, device: Device, warmup: usize, steps: usize) -> R
     let mut ldm = Ldm::new(cfg, device)?;
     let s = cfg.model.image_size;
     let b = cfg.train.batch_size as i64;
-    let batches: Vec<Tensor> = (0..(warmup + steps).min(8)).map(|_| Tensor::rand([b, 3, s, s], (Kind::Float, device)) * 2.0 - 1.0).collect();
+    let batches: Vec<Tensor> =
+        (0..(warmup + steps).min(8)).map(|_| Tensor::rand([b, 3, s, s], (Kind::Float, device)) * 2.0 - 1.0).collect();
     ldm.fit_scale(&batches[0])?;
     let mut opt = train::optim::AdamW::new(&ldm.vs, &[], cfg.train.lr, (0.9, 0.999), cfg.train.weight_decay);
     let mut ema = train::optim::Ema::new(cfg.train.ema_decay);
@@ -284,12 +318,23 @@ fn stats(v: &[f64]) -> serde_json::Value {
     serde_json::json!({"mean": mean, "median": s.get(s.len() / 2).copied().unwrap_or(f64::NAN), "min": s.first().copied().unwrap_or(f64::NAN)})
 }
 
-pub fn bench_train_step(presets: &[String], warmup: usize, steps: usize, reference: bool, python: &Path, out: &Path, device: Device) -> Result<i32> {
+pub fn bench_train_step(
+    presets: &[String],
+    warmup: usize,
+    steps: usize,
+    reference: bool,
+    python: &Path,
+    out: &Path,
+    device: Device,
+) -> Result<i32> {
     let threads = tch::get_num_threads();
     let mut results = Vec::new();
     for name in presets {
         let cfg = RunConfig::load(name)?;
-        println!("{name}: timing {steps} dydis steps (batch {}, {} px) on {device:?} ...", cfg.train.batch_size, cfg.model.image_size);
+        println!(
+            "{name}: timing {steps} dydis steps (batch {}, {} px) on {device:?} ...",
+            cfg.train.batch_size, cfg.model.image_size
+        );
         let (times, loss) = time_steps(&cfg, device, warmup, steps)?;
         let ours = stats(&times);
         let mut entry = serde_json::json!({"preset": name, "batch_size": cfg.train.batch_size, "image_size": cfg.model.image_size,
@@ -305,8 +350,22 @@ pub fn bench_train_step(presets: &[String], warmup: usize, steps: usize, referen
                 let res = dir.join(format!("reference-{name}-{attn}.out.json"));
                 let status = std::process::Command::new(python)
                     .arg(&script)
-                    .args(["--config", &cfg_path.to_string_lossy(), "--steps", &steps.to_string(), "--warmup", &warmup.to_string()])
-                    .args(["--threads", &threads.to_string(), "--device", if device.is_cuda() { "cuda" } else { "cpu" }, "--attn", attn])
+                    .args([
+                        "--config",
+                        &cfg_path.to_string_lossy(),
+                        "--steps",
+                        &steps.to_string(),
+                        "--warmup",
+                        &warmup.to_string(),
+                    ])
+                    .args([
+                        "--threads",
+                        &threads.to_string(),
+                        "--device",
+                        if device.is_cuda() { "cuda" } else { "cpu" },
+                        "--attn",
+                        attn,
+                    ])
                     .args(["--out", &res.to_string_lossy()])
                     .env("PYTHONWARNINGS", "ignore")
                     .stdout(std::process::Stdio::null())
@@ -319,11 +378,20 @@ pub fn bench_train_step(presets: &[String], warmup: usize, steps: usize, referen
                 entry[format!("pytorch_{attn}")] = r;
             }
             let ours_ms = entry["dydis"]["step_ms"]["median"].as_f64().unwrap_or(f64::NAN);
-            let best_ref = ["pytorch_matmul", "pytorch_sdpa"].iter().filter_map(|k| entry[*k]["step_ms"]["median"].as_f64()).fold(f64::INFINITY, f64::min);
+            let best_ref = ["pytorch_matmul", "pytorch_sdpa"]
+                .iter()
+                .filter_map(|k| entry[*k]["step_ms"]["median"].as_f64())
+                .fold(f64::INFINITY, f64::min);
             entry["ratio_dydis_over_best_pytorch"] = serde_json::json!(ours_ms / best_ref);
-            println!("{name}: dydis {ours_ms:.1} ms/step, best PyTorch eager {best_ref:.1} ms/step, ratio {:.3}", ours_ms / best_ref);
+            println!(
+                "{name}: dydis {ours_ms:.1} ms/step, best PyTorch eager {best_ref:.1} ms/step, ratio {:.3}",
+                ours_ms / best_ref
+            );
         } else {
-            println!("{name}: dydis {:.1} ms/step (median)", entry["dydis"]["step_ms"]["median"].as_f64().unwrap_or(f64::NAN));
+            println!(
+                "{name}: dydis {:.1} ms/step (median)",
+                entry["dydis"]["step_ms"]["median"].as_f64().unwrap_or(f64::NAN)
+            );
         }
         results.push(entry);
     }
@@ -343,14 +411,16 @@ pub fn bench_train_step(presets: &[String], warmup: usize, steps: usize, referen
 /// The model part of the main job: train (or continue) the run, then samples, interchange and interpolation
 /// images and loss curves in the run folder. Returns the report's Markdown section.
 pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<String> {
-    let args = TrainArgs { config: config.into(), set: vec![], out: Some(run_dir.to_path_buf()), resume: true, steps: None };
+    let args =
+        TrainArgs { config: config.into(), set: vec![], out: Some(run_dir.to_path_buf()), resume: true, steps: None };
     let t0 = Instant::now();
     let code = train_ldm(&args, device)?;
     if code != 0 {
         bail!("training was interrupted; run the same command again to continue");
     }
     let train_secs = t0.elapsed().as_secs_f64();
-    let gen = GenArgs { checkpoint: run_dir.to_path_buf(), data: None, ddim_steps: None, eta: None, seed: 0, out: None };
+    let gen =
+        GenArgs { checkpoint: run_dir.to_path_buf(), data: None, ddim_steps: None, eta: None, seed: 0, out: None };
     sample(&gen, &[], 8, device)?;
     interchange(&gen, None, None, 2, true, device)?;
     interpolate(&gen, None, None, 8, device)?;
@@ -389,7 +459,8 @@ pub fn quickstart_model(config: &str, run_dir: &Path, device: Device) -> Result<
 /// The visual tools on the trained run: attention maps, latent-unit projections and, with DyGA, the anchor plots
 /// and generation from anchor regions. Returns the report's Markdown section.
 fn quickstart_visuals(run_dir: &Path, has_anchors: bool, device: Device) -> Result<String> {
-    let gen = GenArgs { checkpoint: run_dir.to_path_buf(), data: None, ddim_steps: None, eta: None, seed: 0, out: None };
+    let gen =
+        GenArgs { checkpoint: run_dir.to_path_buf(), data: None, ddim_steps: None, eta: None, seed: 0, out: None };
     crate::viz_cli::attention(&gen, &[], 3, &[], &[], &[], device)?;
     crate::viz_cli::project(run_dir, None, 1000, 0, None, device)?;
     let dir = run_dir.display();
@@ -438,7 +509,12 @@ fn synthetic_features(n: i64, units: i64, k: i64, seed: i64) -> Tensor {
 /// Mean log-likelihood (f64) of a unit's fitted mixture on all of the unit's raw features (normalised as at fit time).
 fn unit_log_likelihood(u: &dydis_core::dyga::UnitAnchors, raw: &Tensor) -> Result<f64> {
     let m = &u.mixture;
-    let m64 = dydis_core::dyga::Mixture { weights: m.weights.to_kind(Kind::Double), means: m.means.to_kind(Kind::Double), covs: m.covs.to_kind(Kind::Double), dims: m.dims.clone() };
+    let m64 = dydis_core::dyga::Mixture {
+        weights: m.weights.to_kind(Kind::Double),
+        means: m.means.to_kind(Kind::Double),
+        covs: m.covs.to_kind(Kind::Double),
+        dims: m.dims.clone(),
+    };
     Ok(m64.e_step(&u.norm.apply(&raw.to_kind(Kind::Double)))?.1)
 }
 
@@ -486,7 +562,16 @@ pub fn bench_anchors(units: i64, features: i64, reference: bool, python: &Path, 
         println!("released implementation (PyTorch, {threads} threads) on the same unit ...");
         let status = std::process::Command::new(python)
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/dyga_released_ref.py"))
-            .args(["--features", &raw_path.to_string_lossy(), "--shape", &shape, "--threads", &threads.to_string(), "--out", &res.to_string_lossy()])
+            .args([
+                "--features",
+                &raw_path.to_string_lossy(),
+                "--shape",
+                &shape,
+                "--threads",
+                &threads.to_string(),
+                "--out",
+                &res.to_string_lossy(),
+            ])
             .env("PYTHONWARNINGS", "ignore")
             .status()
             .with_context(|| format!("running {}", python.display()));
@@ -501,10 +586,15 @@ pub fn bench_anchors(units: i64, features: i64, reference: bool, python: &Path, 
         println!("released: {ref_s:.2} s, K = {}, mean log-likelihood {ref_ll:.3}", u["k"]);
         for name in ["dydis_hddc", "dydis_full"] {
             let e = one_json.get_mut(name).unwrap();
-            let (s, ll) = (e["seconds"].as_f64().unwrap_or(f64::NAN), e["mean_log_likelihood"].as_f64().unwrap_or(f64::NAN));
+            let (s, ll) =
+                (e["seconds"].as_f64().unwrap_or(f64::NAN), e["mean_log_likelihood"].as_f64().unwrap_or(f64::NAN));
             e["speedup_vs_released"] = serde_json::json!(ref_s / s);
             e["log_likelihood_minus_released"] = serde_json::json!(ll - ref_ll);
-            println!("{name}: {:.1}x faster than the released implementation, log-likelihood {:+.3} against it", ref_s / s, ll - ref_ll);
+            println!(
+                "{name}: {:.1}x faster than the released implementation, log-likelihood {:+.3} against it",
+                ref_s / s,
+                ll - ref_ll
+            );
         }
         one_json.insert("released".into(), u.clone());
     }

@@ -11,7 +11,15 @@ use std::time::Instant;
 use tch::Device;
 
 /// The images the attention command looks at: the given indices, else `n` seeded random ones.
-pub fn attention(a: &GenArgs, images: &[usize], n: usize, layers: &[usize], heads: &[i64], steps: &[usize], device: Device) -> Result<i32> {
+pub fn attention(
+    a: &GenArgs,
+    images: &[usize],
+    n: usize,
+    layers: &[usize],
+    heads: &[i64],
+    steps: &[usize],
+    device: Device,
+) -> Result<i32> {
     let l = load_for_generation(a, device)?;
     let idx = if images.is_empty() { generate::pick(l.ds.as_ref(), n, a.seed) } else { images.to_vec() };
     let opts = AttentionOptions {
@@ -35,7 +43,14 @@ pub fn attention(a: &GenArgs, images: &[usize], n: usize, layers: &[usize], head
 }
 
 /// Generation from each anchor region of one unit (Fig. 1b).
-pub fn anchor_samples(a: &GenArgs, image: Option<usize>, unit: usize, per_anchor: usize, max_anchors: usize, device: Device) -> Result<i32> {
+pub fn anchor_samples(
+    a: &GenArgs,
+    image: Option<usize>,
+    unit: usize,
+    per_anchor: usize,
+    max_anchors: usize,
+    device: Device,
+) -> Result<i32> {
     let l = load_for_generation(a, device)?;
     let Some(anchors) = &l.ldm.anchors else {
         bail!("{} has no DyGA anchors (train with dyga.enabled = true; anchors are fitted after every dyga.refit_every-th epoch)", a.checkpoint.display());
@@ -49,7 +64,14 @@ pub fn anchor_samples(a: &GenArgs, image: Option<usize>, unit: usize, per_anchor
 }
 
 /// Projections of every unit of `n` seeded random images.
-pub fn project(checkpoint: &Path, data: Option<&str>, n: usize, seed: u64, out: Option<PathBuf>, device: Device) -> Result<i32> {
+pub fn project(
+    checkpoint: &Path,
+    data: Option<&str>,
+    n: usize,
+    seed: u64,
+    out: Option<PathBuf>,
+    device: Device,
+) -> Result<i32> {
     let m = load_model(checkpoint, data, device)?;
     let space = dydis_core::data::open(&m.spec)?.factors().clone();
     let idx = generate::pick(m.ds.as_ref(), n, seed);
@@ -61,7 +83,13 @@ pub fn project(checkpoint: &Path, data: Option<&str>, n: usize, seed: u64, out: 
         std::fs::create_dir_all(d)?;
     }
     p.figure()?.save(&path)?;
-    write_atomic(&path.with_extension("json"), serde_json::to_string_pretty(&serde_json::json!({"images": idx.len(), "seed": seed, "table": p.table().to_json()}))?.as_bytes())?;
+    write_atomic(
+        &path.with_extension("json"),
+        serde_json::to_string_pretty(
+            &serde_json::json!({"images": idx.len(), "seed": seed, "table": p.table().to_json()}),
+        )?
+        .as_bytes(),
+    )?;
     println!("wrote {}", path.display());
     Ok(0)
 }
@@ -72,7 +100,8 @@ pub fn anchors(checkpoint: &Path, out: Option<PathBuf>) -> Result<i32> {
     let ck = dydis_core::train::checkpoint::resolve(checkpoint)?;
     let ldm = dydis_core::model::Ldm::load(&ck, Device::Cpu)?;
     let stage = ck.parent().map(Path::to_path_buf).unwrap_or_default();
-    let out = out.unwrap_or_else(|| stage.parent().map(|p| p.join("anchors")).unwrap_or_else(|| PathBuf::from("anchors")));
+    let out =
+        out.unwrap_or_else(|| stage.parent().map(|p| p.join("anchors")).unwrap_or_else(|| PathBuf::from("anchors")));
     let Some(a) = &ldm.anchors else {
         bail!("{} has no DyGA anchors (DyGA off, or no refit yet: anchors are fitted after every dyga.refit_every-th epoch)", ck.display());
     };

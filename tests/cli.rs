@@ -85,7 +85,8 @@ fn quickstart_writes_a_report() {
     let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runs").join(&name);
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(report.contains("libtorch version") && report.contains("ran cleanly"), "{report}");
-    let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("environment.json")).unwrap()).unwrap();
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("environment.json")).unwrap()).unwrap();
     assert!(env["runtime"]["threads"].as_u64().unwrap() >= 1);
     assert!(run.join("notebooks/00-environment.ipynb").exists());
     assert!(report.contains("shapes3d-like") && report.contains("10000 images"), "{report}");
@@ -93,11 +94,28 @@ fn quickstart_writes_a_report() {
         assert!(run.join("data").join(f).exists(), "{f}");
     }
     assert!(report.contains("## Model (`smoke`)") && report.contains("U-Net"), "{report}");
-    for f in ["samples.png", "interchange.png", "interpolation.png", "ae/loss.svg", "ldm/loss.svg", "config.toml", "eval/report.json", "eval/representation.npz"] {
+    for f in [
+        "samples.png",
+        "interchange.png",
+        "interpolation.png",
+        "ae/loss.svg",
+        "ldm/loss.svg",
+        "config.toml",
+        "eval/report.json",
+        "eval/representation.npz",
+    ] {
         assert!(run.join(f).exists(), "{f}");
     }
-    assert!(report.contains("### Disentanglement metrics") && report.contains("| FactorVAE score |") && report.contains("| Acc₁₀₀/Acc₁₀₀₀ |"), "{report}");
-    assert!(report.contains("### Attention maps per latent unit") && report.contains("### Latent units projected"), "{report}");
+    assert!(
+        report.contains("### Disentanglement metrics")
+            && report.contains("| FactorVAE score |")
+            && report.contains("| Acc₁₀₀/Acc₁₀₀₀ |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("### Attention maps per latent unit") && report.contains("### Latent units projected"),
+        "{report}"
+    );
     for f in ["attention.png", "attention.json", "projections.svg", "projections.json"] {
         assert!(run.join(f).exists(), "{f}");
     }
@@ -115,7 +133,14 @@ fn notebook_command_serves_jupyterlab_with_the_dydis_kernel() {
     use std::time::{Duration, Instant};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut server = dydis()
-        .args(["notebook", "--no-browser", "--ip=127.0.0.1", &format!("--port={port}"), "--IdentityProvider.token=", "--ServerApp.password="])
+        .args([
+            "notebook",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            &format!("--port={port}"),
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -145,7 +170,10 @@ fn notebook_command_serves_jupyterlab_with_the_dydis_kernel() {
 fn data_commands_list_inspect_and_compare() {
     let out = dydis().args(["data", "list"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("dsprites-like:subgrid") && text.contains("dsprites-real:subgrid"), "{text}");
+    assert!(
+        out.status.success() && text.contains("dsprites-like:subgrid") && text.contains("dsprites-real:subgrid"),
+        "{text}"
+    );
 
     let dir = empty_home("datainfo");
     let out = dydis().args(["data", "info", "dsprites-like:subgrid", "--out"]).arg(&dir).output().unwrap();
@@ -165,7 +193,10 @@ fn data_commands_list_inspect_and_compare() {
     let text = run_ok(&["data", "info", celeba.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
     assert!(text.contains("celeba: 30 images") && text.contains("Large_Object"), "{text}");
     assert_eq!(&std::fs::read(out_dir.join("samples.png")).unwrap()[1..4], b"PNG");
-    let grids = std::fs::read_dir(&out_dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("attribute-")).count();
+    let grids = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("attribute-"))
+        .count();
     assert!(grids >= 3 && text.contains(&format!("{grids} attribute grids")), "{grids}: {text}");
 
     // synthetic: folders in the Cars3D and CelebA layouts, which `data info` then reads; an existing folder or an
@@ -190,7 +221,10 @@ fn data_commands_list_inspect_and_compare() {
 
     // fetch: names are checked before any network access; CelebA explains how to obtain it.
     let out = dydis().args(["data", "fetch", "shapes4d"]).output().unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("known: shapes3d, dsprites, mpi3d_toy, cars3d"));
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("known: shapes3d, dsprites, mpi3d_toy, cars3d")
+    );
     let out = dydis().args(["data", "fetch", "celeba"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("forbids redistribution"));
@@ -205,12 +239,17 @@ fn data_commands_list_inspect_and_compare() {
 
     // render fills the cache once; a second run reuses it.
     let data_dir = dir.join("data");
-    let run = || dydis().args(["data", "render", "shapes3d-like:2x2x2x2x2x3@16"]).env("DYDIS_DATA", &data_dir).output().unwrap();
+    let run = || {
+        dydis().args(["data", "render", "shapes3d-like:2x2x2x2x2x3@16"]).env("DYDIS_DATA", &data_dir).output().unwrap()
+    };
     let first = run();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     assert!(String::from_utf8_lossy(&first.stderr).contains("96/96 images"));
     let second = run();
-    assert!(second.status.success() && !String::from_utf8_lossy(&second.stderr).contains("96/96"), "the cache is reused");
+    assert!(
+        second.status.success() && !String::from_utf8_lossy(&second.stderr).contains("96/96"),
+        "the cache is reused"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -224,7 +263,8 @@ fn setup_refuses_a_wrong_torch_version() {
     std::fs::create_dir_all(fake.join("lib")).unwrap();
     std::fs::write(fake.join("lib/libtorch_cpu.so"), b"").unwrap();
     std::fs::write(fake.join("version.py"), "__version__ = '2.12.1+cpu'\n").unwrap();
-    let out = Command::new("bash").arg(repo.join("scripts/setup.sh")).arg("-q").env("LIBTORCH", &fake).output().unwrap();
+    let out =
+        Command::new("bash").arg(repo.join("scripts/setup.sh")).arg("-q").env("LIBTORCH", &fake).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("is version '2.12.1', but dydis needs 2.13.0") && err.contains("Unset LIBTORCH"), "{err}");
@@ -232,7 +272,12 @@ fn setup_refuses_a_wrong_torch_version() {
     let venv_torch = home.join("venv/lib/python3.11/site-packages/torch");
     std::fs::create_dir_all(&venv_torch).unwrap();
     std::fs::write(venv_torch.join("version.py"), "__version__ = '2.12.1'\n").unwrap();
-    let out = Command::new("bash").arg(repo.join("scripts/setup.sh")).env("DYDIS_HOME", &home).env_remove("LIBTORCH").output().unwrap();
+    let out = Command::new("bash")
+        .arg(repo.join("scripts/setup.sh"))
+        .env("DYDIS_HOME", &home)
+        .env_remove("LIBTORCH")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("holds torch 2.12.1, but dydis needs torch 2.13.0") && err.contains("rm -rf"), "{err}");
@@ -258,41 +303,101 @@ fn train_sample_interchange_interpolate_and_resume() {
         assert!(bytes.starts_with(b"\x89PNG"), "{f}");
     }
     // Evaluation of the checkpoint: representation over the whole grid, report in three formats.
-    let text = ok(&["eval", r, "--preset", "quick", "--metrics", "factorvae,betavae,dci,mig,sap,modularity,infomec,downstream"]);
+    let text = ok(&[
+        "eval",
+        r,
+        "--preset",
+        "quick",
+        "--metrics",
+        "factorvae,betavae,dci,mig,sap,modularity,infomec,downstream",
+    ]);
     assert!(text.contains("extracted 96 x [4, 8] unit features") || text.contains("extracted 96 x"), "{text}");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval/report.json")).unwrap()).unwrap();
-    for k in ["factorvae", "betavae", "dci_disentanglement", "dci_completeness", "mig", "sap", "modularity", "infom", "infoe", "downstream_acc100_over_acc1000"] {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval/report.json")).unwrap()).unwrap();
+    for k in [
+        "factorvae",
+        "betavae",
+        "dci_disentanglement",
+        "dci_completeness",
+        "mig",
+        "sap",
+        "modularity",
+        "infom",
+        "infoe",
+        "downstream_acc100_over_acc1000",
+    ] {
         let v = report["scores"][k].as_f64().unwrap_or_else(|| panic!("score {k} missing: {report}"));
         assert!(v.is_finite() && v >= 0.0, "{k} = {v}");
     }
     assert_eq!(report["config"]["num_train"], 1000);
     let md = std::fs::read_to_string(run.join("eval/report.md")).unwrap();
-    assert!(md.contains("| DCI disentanglement |") && md.contains("| downstream accuracy, 100 training samples |"), "{md}");
+    assert!(
+        md.contains("| DCI disentanglement |") && md.contains("| downstream accuracy, 100 training samples |"),
+        "{md}"
+    );
     assert!(text.contains("Acc_100/Acc_1000"), "{text}");
     assert!(std::fs::read_to_string(run.join("eval/report.html")).unwrap().contains("<table"));
     // The saved representation evaluates to the same scores (same codes, same seeds).
     let npz = run.join("eval/representation.npz");
     let again = dir.join("again");
-    ok(&["eval", npz.to_str().unwrap(), "--data", "shapes3d-like:2x2x2x2x2x3@16", "--preset", "quick", "--metrics", "factorvae,mig", "--out", again.to_str().unwrap()]);
-    let r2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(again.join("report.json")).unwrap()).unwrap();
+    ok(&[
+        "eval",
+        npz.to_str().unwrap(),
+        "--data",
+        "shapes3d-like:2x2x2x2x2x3@16",
+        "--preset",
+        "quick",
+        "--metrics",
+        "factorvae,mig",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    let r2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(again.join("report.json")).unwrap()).unwrap();
     for k in ["factorvae", "mig"] {
         assert!((r2["scores"][k].as_f64().unwrap() - report["scores"][k].as_f64().unwrap()).abs() < 1e-9, "{k}");
     }
     // Aligned units: this model has no anchors, so alignment is the identity and the scores stay the same.
     let aligned = dir.join("aligned");
-    ok(&["eval", r, "--aligned", "--batch", "7", "--preset", "quick", "--metrics", "factorvae,mig", "--out", aligned.to_str().unwrap()]);
-    let r3: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(aligned.join("report.json")).unwrap()).unwrap();
+    ok(&[
+        "eval",
+        r,
+        "--aligned",
+        "--batch",
+        "7",
+        "--preset",
+        "quick",
+        "--metrics",
+        "factorvae,mig",
+        "--out",
+        aligned.to_str().unwrap(),
+    ]);
+    let r3: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(aligned.join("report.json")).unwrap()).unwrap();
     for k in ["factorvae", "mig"] {
         assert!((r3["scores"][k].as_f64().unwrap() - report["scores"][k].as_f64().unwrap()).abs() < 1e-9, "{k}");
     }
-    let text = ok(&["eval-compare", run.join("eval/report.json").to_str().unwrap(), again.join("report.json").to_str().unwrap(), "--paper", "shapes3d"]);
+    let text = ok(&[
+        "eval-compare",
+        run.join("eval/report.json").to_str().unwrap(),
+        again.join("report.json").to_str().unwrap(),
+        "--paper",
+        "shapes3d",
+    ]);
     assert!(text.contains("DyGA+SD (paper) (Table 1)") && text.contains("1.000±0.000"), "{text}");
     let bad = dydis().args(["eval", npz.to_str().unwrap()]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--data is needed"));
     let bad = dydis().args(["eval", r, "--metrics", "fvae"]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown metric 'fvae'"));
-    let bad = dydis().args(["eval", npz.to_str().unwrap(), "--data", "dsprites-like:subgrid", "--metrics", "mig"]).output().unwrap();
-    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("one code per grid index"), "{}", String::from_utf8_lossy(&bad.stderr));
+    let bad = dydis()
+        .args(["eval", npz.to_str().unwrap(), "--data", "dsprites-like:subgrid", "--metrics", "mig"])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("one code per grid index"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     // Errors name what is wrong.
     let bad = dydis().args(["train", "--config", "smoke", "--out", r, "--set", "train.lr=-1"]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("train.lr"));
@@ -301,7 +406,8 @@ fn train_sample_interchange_interpolate_and_resume() {
     let bad = dydis().args(["sample", dir.join("nothing").to_str().unwrap()]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no such checkpoint"));
     // Another model in the same folder is refused instead of mixing runs.
-    let bad = dydis().args(["train", "--config", "smoke", "--out", r, "--set", "model.extractor.units=5"]).output().unwrap();
+    let bad =
+        dydis().args(["train", "--config", "smoke", "--out", r, "--set", "model.extractor.units=5"]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("another model configuration"));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -311,7 +417,17 @@ fn ctrl_c_finishes_the_step_and_saves() {
     let dir = empty_home("interrupt");
     let run = dir.join("run");
     let child = dydis()
-        .args(["train", "--config", "smoke", "--out", run.to_str().unwrap(), "--set", "train.steps=100000", "--set", "ae.steps=2"])
+        .args([
+            "train",
+            "--config",
+            "smoke",
+            "--out",
+            run.to_str().unwrap(),
+            "--set",
+            "train.steps=100000",
+            "--set",
+            "ae.steps=2",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -329,7 +445,10 @@ fn ctrl_c_finishes_the_step_and_saves() {
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("interrupted: resume with --resume"), "{stdout}");
     let steps = std::fs::read_to_string(&log).unwrap().lines().count();
-    assert!(run.join(format!("ldm/step-{steps:08}/meta.json")).exists(), "a checkpoint at the last finished step {steps}");
+    assert!(
+        run.join(format!("ldm/step-{steps:08}/meta.json")).exists(),
+        "a checkpoint at the last finished step {steps}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -343,28 +462,68 @@ fn visual_tools_match_the_library() {
     let r = run.to_str().unwrap();
     let ok = run_ok;
     // 96 images, batch 8: an epoch is 12 steps, so 24 steps give two anchor refits.
-    let text = ok(&["train", "--config", "smoke", "--out", r, "--set", "train.steps=24", "--set", "ae.steps=2", "--set", "dyga.enabled=true", "--set", "dyga.k0=3", "--set", "dyga.min_size=5"]);
+    let text = ok(&[
+        "train",
+        "--config",
+        "smoke",
+        "--out",
+        r,
+        "--set",
+        "train.steps=24",
+        "--set",
+        "ae.steps=2",
+        "--set",
+        "dyga.enabled=true",
+        "--set",
+        "dyga.k0=3",
+        "--set",
+        "dyga.min_size=5",
+    ]);
     assert!(text.contains("[dyga] epoch 2"), "{text}");
     ok(&["attention", r, "--images", "3,40", "--ddim-steps", "4", "--seed", "5"]);
-    ok(&["attention", r, "--images", "3", "--ddim-steps", "4", "--layers", "1", "--heads", "0,2", "--steps", "3", "--seed", "5", "--out", dir.join("one-layer.png").to_str().unwrap()]);
+    ok(&[
+        "attention",
+        r,
+        "--images",
+        "3",
+        "--ddim-steps",
+        "4",
+        "--layers",
+        "1",
+        "--heads",
+        "0,2",
+        "--steps",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+        dir.join("one-layer.png").to_str().unwrap(),
+    ]);
     ok(&["anchor-samples", r, "--image", "7", "--unit", "1", "--per-anchor", "3", "--ddim-steps", "4"]);
     let text = ok(&["project", r, "--n", "96"]);
     assert!(text.contains("factor (max NMI)"), "{text}");
     let text = ok(&["anchors", r]);
     assert!(text.contains("k-over-refits.svg") && text.contains("splits-filters.svg"), "{text}");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("attention.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("attention.json")).unwrap()).unwrap();
     assert_eq!(json["images"], serde_json::json!([3, 40]));
     assert_eq!(json["table"]["rows"].as_array().unwrap().len(), 4);
     let refits = RefitRecord::read_log(&run.join("ldm/anchors.jsonl")).unwrap();
     assert_eq!(refits.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(refits.iter().all(|r| r.k.len() == 4 && r.splits.len() == 4 && r.log_likelihood.iter().all(|v| v.is_finite())));
+    assert!(refits
+        .iter()
+        .all(|r| r.k.len() == 4 && r.splits.len() == 4 && r.log_likelihood.iter().all(|v| v.is_finite())));
 
     // The same figures in-process.
     let ldm = Ldm::load(&run, Device::Cpu).unwrap();
     let ds = data::open_images(&ldm.config.data, 16).unwrap();
     // Same pixels, same caption: the PNG files are byte for byte what the library encodes.
     let same = |file: &std::path::Path, img: Image| {
-        assert!(std::fs::read(file).unwrap() == img.to_png().unwrap(), "{} differs from the library's figure", file.display());
+        assert!(
+            std::fs::read(file).unwrap() == img.to_png().unwrap(),
+            "{} differs from the library's figure",
+            file.display()
+        );
     };
     let opts = AttentionOptions { ddim: Ddim { steps: 4, eta: 0.0 }, seed: 5, ..Default::default() };
     let maps = attention_maps(&ldm, &ds.images(&[3, 40], Device::Cpu).unwrap(), &opts).unwrap();
@@ -377,7 +536,14 @@ fn visual_tools_match_the_library() {
     assert_eq!((m1.averaged, m1.layers.len()), (1, 1));
     same(&dir.join("one-layer.png"), m1.figure().unwrap());
     let anchors = ldm.anchors.as_ref().unwrap();
-    let s = anchor_samples(&ldm, anchors, &ds.images(&[7], Device::Cpu).unwrap(), 1, &AnchorSamplesOptions { per_anchor: 3, ddim: Ddim { steps: 4, eta: 0.0 }, ..Default::default() }).unwrap();
+    let s = anchor_samples(
+        &ldm,
+        anchors,
+        &ds.images(&[7], Device::Cpu).unwrap(),
+        1,
+        &AnchorSamplesOptions { per_anchor: 3, ddim: Ddim { steps: 4, eta: 0.0 }, ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(s.rows.len(), anchors.units[1].k().min(8));
     same(&run.join("anchor-samples-unit1.png"), s.figure().unwrap());
     let idx = generate::pick(ds.as_ref(), 96, 0);

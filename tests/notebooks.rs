@@ -44,7 +44,11 @@ fn notebooks_are_committed_without_outputs() {
     assert!(all.iter().any(|p| p.ends_with("notebooks/00-environment.ipynb")));
     for nb in all {
         let cells = stored_outputs(&nb).unwrap();
-        assert!(cells.is_empty(), "{} has stored outputs in code cells {cells:?}: clear them before committing", nb.display());
+        assert!(
+            cells.is_empty(),
+            "{} has stored outputs in code cells {cells:?}: clear them before committing",
+            nb.display()
+        );
     }
 }
 
@@ -76,5 +80,9 @@ fn an_error_returned_with_question_mark_fails_the_notebook_check() {
     let report = run(&repo().join("tests/notebooks/broken-error.ipynb"), "broken");
     assert!(!report.ok());
     assert_eq!(report.exit_code, Some(0), "{report:?}");
-    assert!(report.problems.iter().any(|p| p.starts_with("cell 2: wrote to stderr") && p.contains("invalid")), "{:?}", report.problems);
+    assert!(
+        report.problems.iter().any(|p| p.starts_with("cell 2: wrote to stderr") && p.contains("invalid")),
+        "{:?}",
+        report.problems
+    );
 }

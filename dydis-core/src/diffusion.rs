@@ -13,7 +13,12 @@ pub struct Schedule {
 
 impl Clone for Schedule {
     fn clone(&self) -> Self {
-        Schedule { betas: self.betas.clone(), alphas_cumprod: self.alphas_cumprod.clone(), sqrt_ac: self.sqrt_ac.copy(), sqrt_1mac: self.sqrt_1mac.copy() }
+        Schedule {
+            betas: self.betas.clone(),
+            alphas_cumprod: self.alphas_cumprod.clone(),
+            sqrt_ac: self.sqrt_ac.copy(),
+            sqrt_1mac: self.sqrt_1mac.copy(),
+        }
     }
 }
 
@@ -32,10 +37,13 @@ impl Schedule {
             })
             .collect();
         let mut acc = 1.0;
-        let alphas_cumprod: Vec<f64> = betas.iter().map(|b| {
-            acc *= 1.0 - b;
-            acc
-        }).collect();
+        let alphas_cumprod: Vec<f64> = betas
+            .iter()
+            .map(|b| {
+                acc *= 1.0 - b;
+                acc
+            })
+            .collect();
         let t = |v: Vec<f64>| Tensor::from_slice(&v).to_kind(Kind::Float).to_device(device);
         Schedule {
             sqrt_ac: t(alphas_cumprod.iter().map(|a| a.sqrt()).collect()),
@@ -91,7 +99,13 @@ impl Default for Ddim {
 impl Ddim {
     /// Run the sampler from `x_t` (`[B, C, H, W]`, usually standard normal), calling `eps(x, t)` for the noise
     /// prediction at each step (t as a `[B]` tensor). `on_step(i, t)` is called after each step.
-    pub fn sample(&self, schedule: &Schedule, x_t: Tensor, mut eps: impl FnMut(&Tensor, &Tensor) -> Tensor, mut on_step: impl FnMut(usize, usize)) -> Tensor {
+    pub fn sample(
+        &self,
+        schedule: &Schedule,
+        x_t: Tensor,
+        mut eps: impl FnMut(&Tensor, &Tensor) -> Tensor,
+        mut on_step: impl FnMut(usize, usize),
+    ) -> Tensor {
         let ts = schedule.ddim_timesteps(self.steps);
         let ac = &schedule.alphas_cumprod;
         let (b, device) = (x_t.size()[0], x_t.device());

@@ -133,7 +133,11 @@ impl Table {
         let rows: Vec<serde_json::Value> = self
             .rows
             .iter()
-            .map(|r| serde_json::Value::Object(self.headers.iter().cloned().zip(r.iter().map(|c| serde_json::Value::String(c.clone()))).collect()))
+            .map(|r| {
+                serde_json::Value::Object(
+                    self.headers.iter().cloned().zip(r.iter().map(|c| serde_json::Value::String(c.clone()))).collect(),
+                )
+            })
             .collect();
         serde_json::json!({"title": self.title, "rows": rows})
     }
@@ -157,7 +161,8 @@ impl Table {
 
 impl Show for Table {
     fn to_html(&self) -> String {
-        let mut h = String::from("<table class=\"dydis-table\" style=\"border-collapse:collapse;font-family:monospace\">");
+        let mut h =
+            String::from("<table class=\"dydis-table\" style=\"border-collapse:collapse;font-family:monospace\">");
         if let Some(t) = &self.title {
             h.push_str(&format!("<caption style=\"font-weight:bold;text-align:left\">{}</caption>", escape_html(t)));
         }
@@ -181,13 +186,10 @@ impl Show for Table {
         let n = self.columns();
         let cell = |r: &Vec<String>, i: usize| r.get(i).cloned().unwrap_or_default();
         let widths: Vec<usize> = (0..n)
-            .map(|i| {
-                self.rows.iter().chain([&self.headers]).map(|r| cell(r, i).chars().count()).max().unwrap_or(0)
-            })
+            .map(|i| self.rows.iter().chain([&self.headers]).map(|r| cell(r, i).chars().count()).max().unwrap_or(0))
             .collect();
         let line = |r: &Vec<String>| {
-            let parts: Vec<String> =
-                (0..n).map(|i| format!("{:<w$}", cell(r, i), w = widths[i])).collect();
+            let parts: Vec<String> = (0..n).map(|i| format!("{:<w$}", cell(r, i), w = widths[i])).collect();
             parts.join("  ").trim_end().to_string()
         };
         let mut out = Vec::new();
@@ -302,7 +304,13 @@ impl Image {
             .permute([1, 2, 0])
             .contiguous();
         let pixels = Vec::<u8>::try_from(u8s.flatten(0, -1))?;
-        Ok(Image { width: size[2] as usize, height: size[1] as usize, channels: size[0] as usize, pixels, caption: None })
+        Ok(Image {
+            width: size[2] as usize,
+            height: size[1] as usize,
+            channels: size[0] as usize,
+            pixels,
+            caption: None,
+        })
     }
 
     pub fn with_caption(mut self, caption: impl Into<String>) -> Self {
@@ -498,9 +506,18 @@ pub fn line_plot(title: &str, x_label: &str, y_label: &str, series: &[Series]) -
     let mut text = format!("{title} ({x_label} vs {y_label})");
     for s in series {
         let last = s.points.iter().rev().find(|p| finite(p));
-        let (lo, hi) = s.points.iter().filter(finite).fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+        let (lo, hi) = s
+            .points
+            .iter()
+            .filter(finite)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.1), a.1.max(p.1)));
         match last {
-            Some(l) => text.push_str(&format!("\n  {}: {} points, y in [{lo:.4}, {hi:.4}], last {:.4}", s.name, s.points.len(), l.1)),
+            Some(l) => text.push_str(&format!(
+                "\n  {}: {} points, y in [{lo:.4}, {hi:.4}], last {:.4}",
+                s.name,
+                s.points.len(),
+                l.1
+            )),
             None => text.push_str(&format!("\n  {}: no finite points", s.name)),
         }
     }
@@ -535,8 +552,13 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
     if categories.is_empty() || series.is_empty() {
         return Err(Error::config("plot", format!("'{title}' has no bars to draw")));
     }
-    if let Some((name, _)) = series.iter().find(|(_, v)| v.len() != categories.len() || v.iter().any(|x| !x.is_finite())) {
-        return Err(Error::config("plot", format!("series '{name}' of '{title}' needs one finite value per category ({})", categories.len())));
+    if let Some((name, _)) =
+        series.iter().find(|(_, v)| v.len() != categories.len() || v.iter().any(|x| !x.is_finite()))
+    {
+        return Err(Error::config(
+            "plot",
+            format!("series '{name}' of '{title}' needs one finite value per category ({})", categories.len()),
+        ));
     }
     let hi = series.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0f64, f64::max);
     let lo = series.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0f64, f64::min);
@@ -544,7 +566,10 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
     let k = series.len() as f64;
     let mut text = format!("{title} ({y_label})");
     for (name, v) in series {
-        text.push_str(&format!("\n  {name}: {}", categories.iter().zip(v).map(|(c, x)| format!("{c} {x:.3}")).collect::<Vec<_>>().join(", ")));
+        text.push_str(&format!(
+            "\n  {name}: {}",
+            categories.iter().zip(v).map(|(c, x)| format!("{c} {x:.3}")).collect::<Vec<_>>().join(", ")
+        ));
     }
     let cats = categories.to_vec();
     Svg::draw((720, 400), text, move |root| {
@@ -562,7 +587,11 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
             .x_labels(n + 1)
             .x_label_formatter(&|x| {
                 let i = (x - 0.5).round();
-                if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < cats.len() { cats[i as usize].clone() } else { String::new() }
+                if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < cats.len() {
+                    cats[i as usize].clone()
+                } else {
+                    String::new()
+                }
             })
             .y_desc(y_label)
             .draw()?;
@@ -630,7 +659,13 @@ mod tests {
     #[test]
     fn grid_places_images_and_pads() {
         // Two 1x2x2 images: all -1 (black) and all +1 (white); grid in one row with padding 1 of value 7.
-        let b = Tensor::cat(&[Tensor::full([1, 1, 2, 2], -1.0, (Kind::Float, Device::Cpu)), Tensor::ones([1, 1, 2, 2], (Kind::Float, Device::Cpu))], 0);
+        let b = Tensor::cat(
+            &[
+                Tensor::full([1, 1, 2, 2], -1.0, (Kind::Float, Device::Cpu)),
+                Tensor::ones([1, 1, 2, 2], (Kind::Float, Device::Cpu)),
+            ],
+            0,
+        );
         let g = image_grid(&b, GridOptions { ncol: 2, padding: 1, pad_value: 7, ..Default::default() }).unwrap();
         assert_eq!((g.width, g.height, g.channels), (7, 4, 1));
         let row1: Vec<u8> = g.pixels[7..14].to_vec();

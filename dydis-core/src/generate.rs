@@ -9,7 +9,10 @@ use tch::{Kind, Tensor};
 
 fn images_of(ldm: &Ldm, ds: &dyn ImageSource, indices: &[usize]) -> Result<Tensor> {
     if let Some(&bad) = indices.iter().find(|&&i| i >= ds.num_images()) {
-        return Err(Error::config("images", format!("index {bad} is out of range for {} ({} images)", ds.source_name(), ds.num_images())));
+        return Err(Error::config(
+            "images",
+            format!("index {bad} is out of range for {} ({} images)", ds.source_name(), ds.num_images()),
+        ));
     }
     ldm.prepare(&ds.images(indices, ldm.device)?)
 }
@@ -21,7 +24,13 @@ fn noise(ldm: &Ldm, n: i64, seed: u64) -> Tensor {
 }
 
 /// Originals (top row) and DDIM samples conditioned on their units (bottom row): `[2B, 3, S, S]` in [-1, 1].
-pub fn conditioned_samples(ldm: &Ldm, ds: &dyn ImageSource, indices: &[usize], ddim: Ddim, seed: u64) -> Result<Tensor> {
+pub fn conditioned_samples(
+    ldm: &Ldm,
+    ds: &dyn ImageSource,
+    indices: &[usize],
+    ddim: Ddim,
+    seed: u64,
+) -> Result<Tensor> {
     let x = images_of(ldm, ds, indices)?;
     let c = ldm.condition_images(&x)?;
     let s = ldm.sample(&c, ddim, Some(noise(ldm, indices.len() as i64, seed)));
@@ -31,7 +40,15 @@ pub fn conditioned_samples(ldm: &Ldm, ds: &dyn ImageSource, indices: &[usize], d
 /// Latent interchange for one (source, target) pair: [source, target, source with unit i from target for each i]
 /// (`[N + 2, 3, S, S]`). With `same_noise` all samples start from one x_T; otherwise each from its own, as the
 /// released script does.
-pub fn interchange(ldm: &Ldm, ds: &dyn ImageSource, source: usize, target: usize, ddim: Ddim, seed: u64, same_noise: bool) -> Result<Tensor> {
+pub fn interchange(
+    ldm: &Ldm,
+    ds: &dyn ImageSource,
+    source: usize,
+    target: usize,
+    ddim: Ddim,
+    seed: u64,
+    same_noise: bool,
+) -> Result<Tensor> {
     let x = images_of(ldm, ds, &[source, target])?;
     let c = ldm.condition_images(&x)?;
     let n = c.size()[1];
@@ -48,7 +65,15 @@ pub fn interchange(ldm: &Ldm, ds: &dyn ImageSource, source: usize, target: usize
 }
 
 /// Linear interpolation of all units between two images, `steps` points, one fixed x_T: `[steps, 3, S, S]`.
-pub fn interpolate(ldm: &Ldm, ds: &dyn ImageSource, from: usize, to: usize, steps: usize, ddim: Ddim, seed: u64) -> Result<Tensor> {
+pub fn interpolate(
+    ldm: &Ldm,
+    ds: &dyn ImageSource,
+    from: usize,
+    to: usize,
+    steps: usize,
+    ddim: Ddim,
+    seed: u64,
+) -> Result<Tensor> {
     if steps < 2 {
         return Err(Error::config("steps", "an interpolation needs at least 2 points"));
     }

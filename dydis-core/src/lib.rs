@@ -6,8 +6,8 @@
 pub mod data;
 pub mod device;
 pub mod diffusion;
-pub mod dyga;
 pub mod display;
+pub mod dyga;
 pub mod error;
 pub mod eval;
 pub mod generate;
@@ -22,18 +22,23 @@ pub use error::{Error, Result};
 /// What a notebook or script usually needs, in one import (the `dydis` kernel imports it in every notebook).
 pub mod prelude {
     pub use crate::data::{
-        self, batch, image, sample_grid, traversal, view, BatchIter, DSpritesGrid, DSpritesRenderer, Factor, FactorSampler, ImageSource,
-        FactorSpace, GroundTruth,
+        self, batch, image, sample_grid, traversal, view, BatchIter, DSpritesGrid, DSpritesRenderer, Factor,
+        FactorSampler, FactorSpace, GroundTruth, ImageSource,
     };
+    pub use crate::device::{cuda_available, device, seed_everything, set_threads, DeviceSpec, RuntimeInfo};
     pub use crate::diffusion::{Ddim, Schedule};
+    pub use crate::display::{
+        bar_chart, image_grid, line_plot, show, GridOptions, Html, Image, Panel, Series, Show, Svg, Table,
+    };
+    pub use crate::dyga::{self, Anchors, DygaConfig};
     pub use crate::eval::{self, Booster, Codes, EvalConfig, GbtConfig, Report};
+    pub use crate::generate;
     pub use crate::model::{Autoencoder, Ldm};
     pub use crate::train::{AeTrainer, History, LdmTrainer, RunConfig};
-    pub use crate::dyga::{self, Anchors, DygaConfig};
-    pub use crate::generate;
-    pub use crate::viz::{self, anchor_plots, anchor_samples, attention_maps, project_units, AnchorSamplesOptions, AttentionOptions, RefitRecord};
-    pub use crate::device::{cuda_available, device, seed_everything, set_threads, DeviceSpec, RuntimeInfo};
-    pub use crate::display::{bar_chart, image_grid, line_plot, show, GridOptions, Html, Image, Panel, Series, Show, Svg, Table};
+    pub use crate::viz::{
+        self, anchor_plots, anchor_samples, attention_maps, project_units, AnchorSamplesOptions, AttentionOptions,
+        RefitRecord,
+    };
     pub use crate::{Error, Result};
     pub use plotters;
     pub use tch::{self, Device, Kind, Tensor};

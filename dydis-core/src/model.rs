@@ -2,8 +2,8 @@
 //! stage, latent-unit extractor, conditional U-Net and its EMA copy). The conditioning path is
 //! images → extractor → c → [`Ldm::condition`] (where DyGA alignment plugs in) → c̃ → U-Net cross-attention.
 use crate::diffusion::{l1_loss, Ddim, Schedule};
-use crate::dyga::{align, AlignMode, AlignStats, Anchors};
 use crate::display::{impl_show_via, Table};
+use crate::dyga::{align, AlignMode, AlignStats, Anchors};
 use crate::nn::{param_count, Discriminator, Extractor, FirstStage, FirstStageConfig, UNet, VqAutoencoder};
 use crate::train::checkpoint::Checkpoint;
 use crate::train::config::RunConfig;
@@ -21,7 +21,9 @@ pub struct Autoencoder {
 impl Autoencoder {
     pub fn new(config: &RunConfig, device: Device) -> Result<Self> {
         config.validate()?;
-        let vq_cfg = config.vq().ok_or_else(|| Error::config("model.first_stage", "the identity first stage has nothing to train"))?;
+        let vq_cfg = config
+            .vq()
+            .ok_or_else(|| Error::config("model.first_stage", "the identity first stage has nothing to train"))?;
         let vs = nn::VarStore::new(device);
         let vq = VqAutoencoder::new(&(vs.root() / "first_stage"), vq_cfg, config.model.image_size)?;
         let disc = Discriminator::new(&(vs.root() / "disc"), vq_cfg.disc_layers, vq_cfg.disc_ndf);
@@ -72,11 +74,26 @@ impl Ldm {
         ema_vs.freeze();
         let mut fs_vs = nn::VarStore::new(device);
         let first_stage = match &m.first_stage {
-            FirstStageConfig::Vq(c) => FirstStage::Vq(VqAutoencoder::new(&(fs_vs.root() / "first_stage"), c, m.image_size)?),
+            FirstStageConfig::Vq(c) => {
+                FirstStage::Vq(VqAutoencoder::new(&(fs_vs.root() / "first_stage"), c, m.image_size)?)
+            }
             FirstStageConfig::Identity => FirstStage::Identity,
         };
         fs_vs.freeze();
-        Ok(Ldm { config: config.clone(), device, vs, ema_vs, fs_vs, first_stage, extractor, unet, ema_unet, schedule: Schedule::paper(device), scale_factor: 1.0, anchors: None })
+        Ok(Ldm {
+            config: config.clone(),
+            device,
+            vs,
+            ema_vs,
+            fs_vs,
+            first_stage,
+            extractor,
+            unet,
+            ema_unet,
+            schedule: Schedule::paper(device),
+            scale_factor: 1.0,
+            anchors: None,
+        })
     }
 
     /// Load the first stage's weights from an autoencoder checkpoint (or an LDM checkpoint, which carries them).
@@ -98,7 +115,10 @@ impl Ldm {
         let s = images.size();
         let want = self.config.model.image_size;
         if s.len() != 4 || (s[1] != 1 && s[1] != 3) || s[2] != want || s[3] != want {
-            return Err(Error::Shape { got: s, expected: format!("[B, 3, {want}, {want}] images (the model's image_size)") });
+            return Err(Error::Shape {
+                got: s,
+                expected: format!("[B, 3, {want}, {want}] images (the model's image_size)"),
+            });
         }
         let x = images.to_device(self.device).to_kind(Kind::Float);
         Ok(if s[1] == 1 { x.repeat([1, 3, 1, 1]) } else { x })
@@ -121,7 +141,10 @@ impl Ldm {
         let z = self.encode(images)?;
         let std = z.std(true).double_value(&[]);
         if !(std.is_finite() && std > 0.0) {
-            return Err(Error::config("scale_by_std", format!("the first batch's latents have std {std}; cannot scale by it")));
+            return Err(Error::config(
+                "scale_by_std",
+                format!("the first batch's latents have std {std}; cannot scale by it"),
+            ));
         }
         self.scale_factor = 1.0 / std;
         Ok(self.scale_factor)
@@ -142,7 +165,9 @@ impl Ldm {
     pub fn condition_with_stats(&self, units: &Tensor, train: bool) -> Result<(Tensor, AlignStats)> {
         let d = &self.config.dyga;
         match &self.anchors {
-            Some(a) if d.enabled && d.align != AlignMode::Off && (train || d.align_at_eval) => align(units, a, d.align, d.lambda, d.tau, train),
+            Some(a) if d.enabled && d.align != AlignMode::Off && (train || d.align_at_eval) => {
+                align(units, a, d.align, d.lambda, d.tau, train)
+            }
             _ => Ok((units.shallow_clone(), AlignStats::default())),
         }
     }
@@ -171,7 +196,9 @@ impl Ldm {
         let [c, h, w] = self.latent_shape();
         let x_t = x_t.unwrap_or_else(|| Tensor::randn([b, c, h, w], (Kind::Float, self.device)));
         let cond = cond.to_device(self.device);
-        let z = tch::no_grad(|| ddim.sample(&self.schedule, x_t, |x, t| self.ema_unet.forward_t(x, t, &cond, false), |_, _| {}));
+        let z = tch::no_grad(|| {
+            ddim.sample(&self.schedule, x_t, |x, t| self.ema_unet.forward_t(x, t, &cond, false), |_, _| {})
+        });
         self.decode(&z)
     }
 
@@ -182,7 +209,12 @@ impl Ldm {
     }
 
     /// Raw latent units `[n, N, D]` of images `indices` of a source, in eval mode, in batches (no alignment).
-    pub fn collect_units(&self, source: &dyn crate::data::ImageSource, indices: &[usize], batch: usize) -> Result<Tensor> {
+    pub fn collect_units(
+        &self,
+        source: &dyn crate::data::ImageSource,
+        indices: &[usize],
+        batch: usize,
+    ) -> Result<Tensor> {
         let mut parts = Vec::new();
         for chunk in indices.chunks(batch.max(1)) {
             let x = source.images(chunk, self.device)?;
@@ -204,13 +236,24 @@ impl Ldm {
     pub fn summary(&self) -> Table {
         let m = &self.config.model;
         let (c, s) = m.latent_shape();
-        let mut t = Table::new(["part", "parameters", "details"]).with_title(format!("dydis LDM `{}` on {:?}", self.config.name, self.device));
+        let mut t = Table::new(["part", "parameters", "details"])
+            .with_title(format!("dydis LDM `{}` on {:?}", self.config.name, self.device));
         let details = [
             match &m.first_stage {
-                FirstStageConfig::Vq(v) => format!("VQ f={} ch {} x {:?}, codebook {} x {}, latent {c}x{s}x{s}", v.factor(), v.ch, v.ch_mult, v.n_embed, v.embed_dim),
+                FirstStageConfig::Vq(v) => format!(
+                    "VQ f={} ch {} x {:?}, codebook {} x {}, latent {c}x{s}x{s}",
+                    v.factor(),
+                    v.ch,
+                    v.ch_mult,
+                    v.n_embed,
+                    v.embed_dim
+                ),
                 FirstStageConfig::Identity => format!("identity (pixel space {c}x{s}x{s})"),
             },
-            format!("N = {} units of D = {}, width {}, fc {:?}, mlp {:?}", m.extractor.units, m.extractor.unit_dim, m.extractor.width, m.extractor.fc, m.extractor.mlp),
+            format!(
+                "N = {} units of D = {}, width {}, fc {:?}, mlp {:?}",
+                m.extractor.units, m.extractor.unit_dim, m.extractor.width, m.extractor.fc, m.extractor.mlp
+            ),
             format!(
                 "{} ch x {:?}, {} res/level, cross-attn at ds {:?} ({} layers), skip dropout {} on levels {:?}",
                 m.unet.model_channels,

@@ -210,7 +210,8 @@ impl KernelStatus {
     }
 
     pub fn table(&self) -> Table {
-        let show = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "missing".into());
+        let show =
+            |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "missing".into());
         Table::new(["item", "value"])
             .with_title("notebook environment")
             .row(["evcxr_jupyter", &show(&self.evcxr)])
@@ -253,7 +254,8 @@ mod tests {
         std::fs::write(layout.jupyter(), "#!/bin/sh\n").unwrap();
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let dir = install_kernel(&layout, repo).unwrap();
-        let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap()).unwrap();
+        let spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap()).unwrap();
         assert_eq!(spec["display_name"], KERNEL_DISPLAY_NAME);
         assert!(spec["env"]["LD_LIBRARY_PATH"].as_str().unwrap().ends_with("torch/lib"));
         let init = std::fs::read_to_string(layout.evcxr_config_dir().join("init.evcxr")).unwrap();

@@ -102,7 +102,8 @@ pub fn scan_executed(nb: &Value) -> Vec<String> {
     let cells = nb["cells"].as_array().cloned().unwrap_or_default();
     for (i, cell) in cells.iter().enumerate().filter(|(_, c)| c["cell_type"] == "code") {
         let n = i + 1;
-        let has_tag = |tag: &str| cell["metadata"]["tags"].as_array().is_some_and(|t| t.iter().any(|t| t.as_str() == Some(tag)));
+        let has_tag =
+            |tag: &str| cell["metadata"]["tags"].as_array().is_some_and(|t| t.iter().any(|t| t.as_str() == Some(tag)));
         let source_empty = match &cell["source"] {
             Value::String(s) => s.trim().is_empty(),
             Value::Array(a) => a.iter().filter_map(Value::as_str).all(|l| l.trim().is_empty()),
@@ -121,7 +122,8 @@ pub fn scan_executed(nb: &Value) -> Vec<String> {
             let text = cell_text(out);
             let first_line = |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or("").trim().to_string();
             if out["output_type"] == "error" {
-                let msg = format!("{}: {}", out["ename"].as_str().unwrap_or("error"), out["evalue"].as_str().unwrap_or(""));
+                let msg =
+                    format!("{}: {}", out["ename"].as_str().unwrap_or("error"), out["evalue"].as_str().unwrap_or(""));
                 problems.push(format!("{n}: error output: {}", msg.trim()));
             } else if text.contains("panicked at") {
                 problems.push(format!("{n}: panic: {}", first_line("panicked at")));
@@ -164,7 +166,11 @@ pub fn read_notebook(path: &Path) -> Result<Value> {
 pub fn execute_notebook(layout: &Layout, notebook: &Path, out_dir: &Path, timeout: Duration) -> Result<NotebookReport> {
     let python = layout.venv().join("bin").join("python");
     if !layout.jupyter().exists() || !python.exists() {
-        return Err(Error::Missing { what: "Jupyter (nbclient)".into(), path: layout.venv(), fix: "run scripts/setup.sh first".into() });
+        return Err(Error::Missing {
+            what: "Jupyter (nbclient)".into(),
+            path: layout.venv(),
+            fix: "run scripts/setup.sh first".into(),
+        });
     }
     read_notebook(notebook)?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
@@ -188,7 +194,8 @@ pub fn execute_notebook(layout: &Layout, notebook: &Path, out_dir: &Path, timeou
         .map_err(|e| Error::io(&python, e))?;
     let duration = start.elapsed();
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let log_tail: String = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let log_tail: String =
+        log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
     let mut problems = Vec::new();
     if !out.status.success() {
         problems.push(format!("notebook execution stopped with {} (see the log below)", out.status));
@@ -197,7 +204,14 @@ pub fn execute_notebook(layout: &Layout, notebook: &Path, out_dir: &Path, timeou
         Ok(nb) => problems.extend(scan_executed(&nb)),
         Err(e) => problems.push(format!("no executed notebook was written: {e}")),
     }
-    Ok(NotebookReport { notebook: notebook.to_path_buf(), executed, exit_code: out.status.code(), problems, duration, log_tail })
+    Ok(NotebookReport {
+        notebook: notebook.to_path_buf(),
+        executed,
+        exit_code: out.status.code(),
+        problems,
+        duration,
+        log_tail,
+    })
 }
 
 #[cfg(test)]
@@ -237,9 +251,12 @@ mod tests {
 
     #[test]
     fn late_output_lands_in_the_sentinel_and_a_missing_mark_is_a_failure() {
-        let mut sentinel = code(json!(2), json!([
+        let mut sentinel = code(
+            json!(2),
+            json!([
             {"output_type": "stream", "name": "stderr", "text": "file not found\n"},
-            {"output_type": "stream", "name": "stdout", "text": format!("{SENTINEL_MARK}\n")}]));
+            {"output_type": "stream", "name": "stdout", "text": format!("{SENTINEL_MARK}\n")}]),
+        );
         sentinel["metadata"] = json!({"tags": [SENTINEL_TAG]});
         let p = scan_executed(&json!({"cells": [code(json!(1), json!([])), sentinel.clone()]}));
         assert_eq!(p, vec!["after the last cell: wrote to stderr: file not found".to_string()]);
@@ -254,7 +271,10 @@ mod tests {
     fn tagged_cells_may_write_to_stderr_but_not_panic() {
         let mut warn = code(json!(1), json!([{"output_type": "stream", "name": "stderr", "text": "warning: slow\n"}]));
         warn["metadata"] = json!({"tags": [ALLOW_STDERR_TAG]});
-        let mut panic = code(json!(2), json!([{"output_type": "stream", "name": "stderr", "text": "thread panicked at x.rs:1:1\n"}]));
+        let mut panic = code(
+            json!(2),
+            json!([{"output_type": "stream", "name": "stderr", "text": "thread panicked at x.rs:1:1\n"}]),
+        );
         panic["metadata"] = json!({"tags": [ALLOW_STDERR_TAG]});
         let p = scan_executed(&json!({"cells": [warn, panic]}));
         assert_eq!(p, vec!["cell 2: panic: thread panicked at x.rs:1:1".to_string()]);

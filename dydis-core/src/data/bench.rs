@@ -76,7 +76,13 @@ where
 /// Measure `n` images of `ds` (the first `n` indices of a seeded shuffle).
 pub fn measure(ds: Arc<dyn GroundTruth>, n: usize) -> Result<Throughput> {
     let order = shuffled(ds.len(), n);
-    let (seq, par) = rates(&order, ds.image_shape().numel(), |i, out| ds.write_image(i, out), |idx| batch(ds.as_ref(), idx, Device::Cpu), || ds.clear_memo())?;
+    let (seq, par) = rates(
+        &order,
+        ds.image_shape().numel(),
+        |i, out| ds.write_image(i, out),
+        |idx| batch(ds.as_ref(), idx, Device::Cpu),
+        || ds.clear_memo(),
+    )?;
     ds.clear_memo();
     let start = Instant::now();
     let mut seen = 0;
@@ -89,7 +95,13 @@ pub fn measure(ds: Arc<dyn GroundTruth>, n: usize) -> Result<Throughput> {
 /// Measure `n` images of a CelebA folder (JPEG decoding, the D2C crop and the resize are all per image).
 pub fn measure_celeba(ds: &super::CelebA, n: usize) -> Result<Throughput> {
     let order = shuffled(ds.len(), n);
-    let (seq, par) = rates(&order, ds.image_shape().numel(), |i, out| ds.write_image(i, out), |idx| ds.batch(idx, Device::Cpu), || ())?;
+    let (seq, par) = rates(
+        &order,
+        ds.image_shape().numel(),
+        |i, out| ds.write_image(i, out),
+        |idx| ds.batch(idx, Device::Cpu),
+        || (),
+    )?;
     let start = Instant::now();
     for chunk in order.chunks(128) {
         let _ = ds.images(chunk, Device::Cpu)?;
@@ -164,7 +176,16 @@ fn format_rate<D: Opened>(
     let (ds, open_s) = timed(|| open(&path))?;
     let images = ds.count();
     let throughput = ds.rates(n)?;
-    Ok(FormatRate { format: format.into(), bytes: size_of(&path), path, images, write_s, open_s, open_images_per_s: images as f64 / open_s, throughput })
+    Ok(FormatRate {
+        format: format.into(),
+        bytes: size_of(&path),
+        path,
+        images,
+        write_s,
+        open_s,
+        open_images_per_s: images as f64 / open_s,
+        throughput,
+    })
 }
 
 /// Write one file (or folder) per real format into `dir` (synthetic content: Shapes3D-like scenes, dSprites-like
@@ -175,23 +196,55 @@ fn format_rate<D: Opened>(
 /// 10,000 scenes); a Cars3D folder of `cars3d_objects` MAT files (96 views of 128 px each); a CelebA folder of
 /// `celeba_images` JPEGs.
 pub fn formats(dir: &Path, n: usize, cars3d_objects: usize, celeba_images: usize) -> Result<Vec<FormatRate>> {
-    use super::{cars3d, celeba, dsprites, mpi3d, shapes3d_h5, Cars3D, CelebA, DSpritesGrid, DSpritesRenderer, Mpi3dToy, Shapes3DRenderer, Shapes3dH5};
+    use super::{
+        cars3d, celeba, dsprites, mpi3d, shapes3d_h5, Cars3D, CelebA, DSpritesGrid, DSpritesRenderer, Mpi3dToy,
+        Shapes3DRenderer, Shapes3dH5,
+    };
     if dir.exists() {
-        return Err(Error::File { path: dir.to_path_buf(), message: "already exists; the format benchmark writes into a new folder".into() });
+        return Err(Error::File {
+            path: dir.to_path_buf(),
+            message: "already exists; the format benchmark writes into a new folder".into(),
+        });
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let run = || -> Result<Vec<FormatRate>> {
         let scenes = Shapes3DRenderer::subsampled([5, 5, 5, 4, 4, 5], 64)?;
         Ok(vec![
-            format_rate("Shapes3D .h5", dir.join("3dshapes.h5"), n, |p| shapes3d_h5::save_h5(&scenes, p), |p| Shapes3dH5::open(p))?,
-            format_rate("dSprites .npz", dir.join("dsprites.npz"), n, |p| dsprites::save_npz(&DSpritesRenderer::subgrid(), p), |p| DSpritesGrid::open(p))?,
-            format_rate("MPI3D .npz (memory-mapped)", dir.join("mpi3d_layout.npz"), n, |p| mpi3d::save_npz(&scenes, p), |p| {
-                Mpi3dToy::open_with_factors(p, scenes.factors().clone())
-            })?,
-            format_rate("Cars3D .mat (128 -> 64 px)", dir.join("cars"), n, |p| cars3d::write_synthetic(p, cars3d_objects, 0).map(drop), |p| Cars3D::open(p))?,
-            format_rate("CelebA .jpg (crop, 128 -> 64 px)", dir.join("celeba"), n, |p| celeba::write_synthetic(p, celeba_images, 0).map(drop), |p| {
-                CelebA::open(p, 64)
-            })?,
+            format_rate(
+                "Shapes3D .h5",
+                dir.join("3dshapes.h5"),
+                n,
+                |p| shapes3d_h5::save_h5(&scenes, p),
+                |p| Shapes3dH5::open(p),
+            )?,
+            format_rate(
+                "dSprites .npz",
+                dir.join("dsprites.npz"),
+                n,
+                |p| dsprites::save_npz(&DSpritesRenderer::subgrid(), p),
+                |p| DSpritesGrid::open(p),
+            )?,
+            format_rate(
+                "MPI3D .npz (memory-mapped)",
+                dir.join("mpi3d_layout.npz"),
+                n,
+                |p| mpi3d::save_npz(&scenes, p),
+                |p| Mpi3dToy::open_with_factors(p, scenes.factors().clone()),
+            )?,
+            format_rate(
+                "Cars3D .mat (128 -> 64 px)",
+                dir.join("cars"),
+                n,
+                |p| cars3d::write_synthetic(p, cars3d_objects, 0).map(drop),
+                |p| Cars3D::open(p),
+            )?,
+            format_rate(
+                "CelebA .jpg (crop, 128 -> 64 px)",
+                dir.join("celeba"),
+                n,
+                |p| celeba::write_synthetic(p, celeba_images, 0).map(drop),
+                |p| CelebA::open(p, 64),
+            )?,
         ])
     };
     let result = run();

@@ -158,7 +158,11 @@ mod tests {
         cached_in(&ds, &dir, &mut |_| again += 1).unwrap();
         assert_eq!(again, 0, "a complete entry is reused");
         // A truncated data file is detected and re-rendered.
-        let data = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().unwrap() == "u8").unwrap();
+        let data = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().unwrap() == "u8")
+            .unwrap();
         std::fs::write(&data, b"short").unwrap();
         let mut redo = 0;
         let c = cached_in(&ds, &dir, &mut |_| redo += 1).unwrap();

@@ -43,7 +43,10 @@ fn object_names(dir: &Path) -> Result<Vec<String>> {
         v
     };
     if names.is_empty() {
-        return Err(Error::File { path: dir.to_path_buf(), message: "no Cars3D objects (.mat files or list.txt) found".into() });
+        return Err(Error::File {
+            path: dir.to_path_buf(),
+            message: "no Cars3D objects (.mat files or list.txt) found".into(),
+        });
     }
     Ok(names)
 }
@@ -52,7 +55,8 @@ fn object_names(dir: &Path) -> Result<Vec<String>> {
 fn read_object(path: &Path) -> Result<Vec<Vec<u8>>> {
     let bad = |m: String| Error::File { path: path.to_path_buf(), message: m };
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mat = matfile::MatFile::parse(std::io::BufReader::new(file)).map_err(|e| bad(format!("not a readable MAT v5 file: {e:?}")))?;
+    let mat = matfile::MatFile::parse(std::io::BufReader::new(file))
+        .map_err(|e| bad(format!("not a readable MAT v5 file: {e:?}")))?;
     let im = mat.find_by_name("im").ok_or_else(|| bad("no variable 'im'".into()))?;
     let want = [SOURCE, SOURCE, 3, AZIMUTHS, ELEVATIONS];
     if im.size().as_slice() != want {
@@ -94,7 +98,8 @@ impl Cars3D {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let names = object_names(&dir)?;
-        let objects: Vec<Vec<Vec<u8>>> = names.par_iter().map(|n| read_object(&dir.join(format!("{n}.mat")))).collect::<Result<_>>()?;
+        let objects: Vec<Vec<Vec<u8>>> =
+            names.par_iter().map(|n| read_object(&dir.join(format!("{n}.mat")))).collect::<Result<_>>()?;
         let n = names.len();
         let factors = FactorSpace::new(vec![
             Factor::categorical("elevation", ELEVATIONS),
@@ -140,7 +145,11 @@ pub fn save_mat(path: &Path, im: &[u8]) -> Result<()> {
     if im.len() != dims.iter().product::<usize>() {
         return Err(Error::File {
             path: path.to_path_buf(),
-            message: format!("not written: {} bytes given; a Cars3D object holds {dims:?} = {} bytes", im.len(), dims.iter().product::<usize>()),
+            message: format!(
+                "not written: {} bytes given; a Cars3D object holds {dims:?} = {} bytes",
+                im.len(),
+                dims.iter().product::<usize>()
+            ),
         });
     }
     write_mat_u8(path, "im", &dims, im)
@@ -201,7 +210,15 @@ fn fill_synthetic(dir: &Path, objects: usize, seed: u64) -> Result<()> {
         .collect::<Result<_>>()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let scenes: Vec<[f64; 5]> = (0..objects)
-        .map(|_| [rng.random_range(0.0..0.9), rng.random_range(0.0..0.9), rng.random_range(0.0..0.9), rng.random_range(0.75..1.25), rng.random_range(0..4) as f64])
+        .map(|_| {
+            [
+                rng.random_range(0.0..0.9),
+                rng.random_range(0.0..0.9),
+                rng.random_range(0.0..0.9),
+                rng.random_range(0.75..1.25),
+                rng.random_range(0..4) as f64,
+            ]
+        })
         .collect();
     let names: Vec<String> = (0..objects).map(|k| format!("car_{:03}_mesh", k + 1)).collect();
     let s = SOURCE;

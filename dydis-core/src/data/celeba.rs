@@ -9,8 +9,8 @@ use super::{decode_batch, ImageShape};
 use crate::display::{image_grid, GridOptions, Image, Table};
 use crate::error::{Error, Result};
 use rand::seq::IndexedRandom;
-use rayon::prelude::*;
 use rand::SeedableRng;
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 
@@ -51,7 +51,8 @@ impl CelebA {
         let err = |line: usize, m: String| Error::File { path: list.clone(), message: format!("line {line}: {m}") };
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
         let (ln, count) = lines.next().ok_or_else(|| err(1, "empty file".into()))?;
-        let count: usize = count.trim().parse().map_err(|_| err(ln, format!("expected the image count, got '{}'", count.trim())))?;
+        let count: usize =
+            count.trim().parse().map_err(|_| err(ln, format!("expected the image count, got '{}'", count.trim())))?;
         let (ln, header) = lines.next().ok_or_else(|| err(2, "missing the attribute names".into()))?;
         let names: Vec<String> = header.split_whitespace().map(str::to_string).collect();
         if names.is_empty() {
@@ -132,12 +133,17 @@ impl CelebA {
             .map_err(|e| bad(format!("unreadable image: {e}")))?
             .to_rgb8();
         if img.dimensions() != (WIDTH, HEIGHT) {
-            return Err(bad(format!("{}x{} pixels; the aligned CelebA images are {WIDTH}x{HEIGHT}", img.width(), img.height())));
+            return Err(bad(format!(
+                "{}x{} pixels; the aligned CelebA images are {WIDTH}x{HEIGHT}",
+                img.width(),
+                img.height()
+            )));
         }
         let (left, top, side) = CROP;
         let crop = image::imageops::crop_imm(&img, left, top, side, side).to_image();
         let s = self.size as u32;
-        let small = if s == side { crop } else { image::imageops::resize(&crop, s, s, image::imageops::FilterType::Triangle) };
+        let small =
+            if s == side { crop } else { image::imageops::resize(&crop, s, s, image::imageops::FilterType::Triangle) };
         let hw = (s * s) as usize;
         for (i, p) in small.pixels().enumerate() {
             for c in 0..3 {
@@ -160,16 +166,30 @@ impl CelebA {
     /// Per attribute: how many images have it and what fraction that is.
     pub fn attribute_table(&self) -> Table {
         let k = self.names.len();
-        let mut t = Table::new(["#", "attribute", "images with it", "fraction"]).with_title(format!("{} attributes over {} images", k, self.len()));
+        let mut t = Table::new(["#", "attribute", "images with it", "fraction"]).with_title(format!(
+            "{} attributes over {} images",
+            k,
+            self.len()
+        ));
         for (a, name) in self.names.iter().enumerate() {
             let n = self.attrs.iter().skip(a).step_by(k).filter(|&&v| v == 1).count();
-            t.push_row([a.to_string(), name.clone(), n.to_string(), format!("{:.3}", n as f64 / self.len().max(1) as f64)]);
+            t.push_row([
+                a.to_string(),
+                name.clone(),
+                n.to_string(),
+                format!("{:.3}", n as f64 / self.len().max(1) as f64),
+            ]);
         }
         t
     }
 
     fn attribute_index(&self, attribute: &str) -> Result<usize> {
-        self.names.iter().position(|n| n == attribute).ok_or_else(|| Error::config("attribute", format!("'{attribute}' is not one of CelebA's attributes ({})", self.names.join(", "))))
+        self.names.iter().position(|n| n == attribute).ok_or_else(|| {
+            Error::config(
+                "attribute",
+                format!("'{attribute}' is not one of CelebA's attributes ({})", self.names.join(", ")),
+            )
+        })
     }
 
     fn grid(&self, indices: &[usize], ncol: usize, scale: usize) -> Result<Image> {
@@ -179,7 +199,8 @@ impl CelebA {
     /// `n` images drawn without replacement (seeded), 8 per row.
     pub fn sample_grid(&self, n: usize, seed: u64, scale: usize) -> Result<Image> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let idx: Vec<usize> = rand::seq::index::sample(&mut rng, self.len(), n.clamp(1, self.len().max(1))).into_iter().collect();
+        let idx: Vec<usize> =
+            rand::seq::index::sample(&mut rng, self.len(), n.clamp(1, self.len().max(1))).into_iter().collect();
         Ok(self.grid(&idx, 8, scale)?.with_caption(format!("{} random images (seed {seed})", idx.len())))
     }
 
@@ -190,21 +211,40 @@ impl CelebA {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let (with, without): (Vec<usize>, Vec<usize>) = (0..self.len()).partition(|&i| self.attributes(i)[a] == 1);
         let n = n.max(1);
-        let pick = |v: &[usize], rng: &mut rand_chacha::ChaCha8Rng| -> Vec<usize> { v.choose_multiple(rng, n).copied().collect() };
+        let pick = |v: &[usize], rng: &mut rand_chacha::ChaCha8Rng| -> Vec<usize> {
+            v.choose_multiple(rng, n).copied().collect()
+        };
         let (w, wo) = (pick(&with, &mut rng), pick(&without, &mut rng));
         if w.is_empty() || wo.is_empty() {
-            return Err(Error::config("attribute", format!("'{attribute}': {} image(s) have it and {} do not; both rows need at least one", with.len(), without.len())));
+            return Err(Error::config(
+                "attribute",
+                format!(
+                    "'{attribute}': {} image(s) have it and {} do not; both rows need at least one",
+                    with.len(),
+                    without.len()
+                ),
+            ));
         }
         // Two rows of n: pad a short row by repeating its last image so that the rows line up.
         let row = |v: &[usize]| -> Vec<usize> { (0..n).map(|i| v[i.min(v.len() - 1)]).collect() };
         let idx: Vec<usize> = row(&w).into_iter().chain(row(&wo)).collect();
-        Ok(self.grid(&idx, n, scale)?.with_caption(format!("{attribute}: with it (top, {} of {}), without it (bottom, {} of {})", w.len(), with.len(), wo.len(), without.len())))
+        Ok(self.grid(&idx, n, scale)?.with_caption(format!(
+            "{attribute}: with it (top, {} of {}), without it (bottom, {} of {})",
+            w.len(),
+            with.len(),
+            wo.len(),
+            without.len()
+        )))
     }
 
     /// How CelebA shows itself in a notebook: its attribute table beside a sample grid.
     pub fn view(&self) -> Result<super::DatasetView> {
         let s = self.size;
-        let title = format!("celeba: {} images, 3x{s}x{s}, {} binary attributes (no factor grid)", self.len(), self.names.len());
+        let title = format!(
+            "celeba: {} images, 3x{s}x{s}, {} binary attributes (no factor grid)",
+            self.len(),
+            self.names.len()
+        );
         Ok(super::DatasetView::of(title, self.attribute_table(), self.sample_grid(16, 0, super::view_scale(s))?))
     }
 }
@@ -249,7 +289,8 @@ fn fill_synthetic(root: &Path, n: usize, seed: u64) -> Result<()> {
             let file = format!("{:06}.jpg", i + 1);
             let path = imgs.join(&file);
             frame.save(&path).map_err(|e| Error::File { path: path.clone(), message: format!("writing: {e}") })?;
-            let attrs = [v[3] >= 1.0, v[4] != 0.0, v[1] < 0.15 || v[1] > 0.85, v[5] < 0.0, (0.55..0.75).contains(&v[0])];
+            let attrs =
+                [v[3] >= 1.0, v[4] != 0.0, v[1] < 0.15 || v[1] > 0.85, v[5] < 0.0, (0.55..0.75).contains(&v[0])];
             let vals: Vec<&str> = attrs.iter().map(|&a| if a { " 1" } else { "-1" }).collect();
             Ok(format!("{file} {}\n", vals.join(" ")))
         })

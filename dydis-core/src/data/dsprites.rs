@@ -28,8 +28,14 @@ pub fn full_factors() -> FactorSpace {
 /// The sub-grid of `dsprites_downsampled.npz`: every 4th orientation, every 2nd position (46,080 images).
 pub fn subgrid_factors() -> FactorSpace {
     let f = full_factors();
-    FactorSpace::new(vec![f.factor(0).clone(), f.factor(1).clone(), f.factor(2).every(4), f.factor(3).every(2), f.factor(4).every(2)])
-        .expect("valid grid")
+    FactorSpace::new(vec![
+        f.factor(0).clone(),
+        f.factor(1).clone(),
+        f.factor(2).every(4),
+        f.factor(3).every(2),
+        f.factor(4).every(2),
+    ])
+    .expect("valid grid")
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -97,7 +103,9 @@ impl DSpritesGrid {
                 }
             }
             if let Some(c) = vals.iter().position(|v| v.is_nan()) {
-                return Err(err(format!("factor '{name}': class {c} never occurs, so the rows are not a complete grid")));
+                return Err(err(format!(
+                    "factor '{name}': class {c} never occurs, so the rows are not a complete grid"
+                )));
             }
             factors.push(Factor::new(*name, vals));
         }
@@ -122,7 +130,8 @@ impl DSpritesGrid {
             if std::mem::replace(&mut seen[idx], true) {
                 return Err(err(format!("the factor combination {cls:?} occurs twice (row {row})")));
             }
-            pixels[idx * SIZE * SIZE..(idx + 1) * SIZE * SIZE].copy_from_slice(&raw[row * SIZE * SIZE..(row + 1) * SIZE * SIZE]);
+            pixels[idx * SIZE * SIZE..(idx + 1) * SIZE * SIZE]
+                .copy_from_slice(&raw[row * SIZE * SIZE..(row + 1) * SIZE * SIZE]);
         }
         Ok(DSpritesGrid { path, factors, pixels })
     }
@@ -166,14 +175,45 @@ impl GroundTruth for DSpritesGrid {
 /// hearts of the 46,080-image sub-grid in the sprite's own frame and taking the 50% occupancy contour;
 /// linear interpolation between rows. Mean IoU against the real hearts: 0.995.
 const HEART: [(f64, f64, f64); 39] = [
-    (-9.25, 0.0, 0.0), (-8.88, 0.0, 0.26), (-8.38, 0.0, 0.52), (-7.88, 0.0, 0.8), (-7.38, 0.0, 1.19),
-    (-6.88, 0.0, 1.54), (-6.38, 0.0, 1.99), (-5.88, 0.0, 2.47), (-5.38, 0.0, 2.95), (-4.88, 0.0, 3.46),
-    (-4.38, 0.0, 3.97), (-3.88, 0.0, 4.49), (-3.38, 0.0, 5.01), (-2.88, 0.0, 5.54), (-2.38, 0.0, 6.05),
-    (-1.88, 0.0, 6.54), (-1.38, 0.0, 7.01), (-0.88, 0.0, 7.47), (-0.38, 0.0, 7.84), (0.12, 0.0, 8.23),
-    (0.62, 0.0, 8.52), (1.12, 0.0, 8.8), (1.62, 0.0, 9.04), (2.12, 0.0, 9.25), (2.62, 0.0, 9.42),
-    (3.12, 0.0, 9.51), (3.62, 0.0, 9.55), (4.12, 0.0, 9.58), (4.62, 0.0, 9.55), (5.12, 0.0, 9.5),
-    (5.62, 0.19, 9.36), (6.12, 0.33, 9.22), (6.62, 0.56, 8.97), (7.12, 0.87, 8.68), (7.62, 1.25, 8.26),
-    (8.12, 1.73, 7.76), (8.62, 2.36, 7.1), (9.12, 3.41, 6.01), (9.25, 4.71, 4.71),
+    (-9.25, 0.0, 0.0),
+    (-8.88, 0.0, 0.26),
+    (-8.38, 0.0, 0.52),
+    (-7.88, 0.0, 0.8),
+    (-7.38, 0.0, 1.19),
+    (-6.88, 0.0, 1.54),
+    (-6.38, 0.0, 1.99),
+    (-5.88, 0.0, 2.47),
+    (-5.38, 0.0, 2.95),
+    (-4.88, 0.0, 3.46),
+    (-4.38, 0.0, 3.97),
+    (-3.88, 0.0, 4.49),
+    (-3.38, 0.0, 5.01),
+    (-2.88, 0.0, 5.54),
+    (-2.38, 0.0, 6.05),
+    (-1.88, 0.0, 6.54),
+    (-1.38, 0.0, 7.01),
+    (-0.88, 0.0, 7.47),
+    (-0.38, 0.0, 7.84),
+    (0.12, 0.0, 8.23),
+    (0.62, 0.0, 8.52),
+    (1.12, 0.0, 8.8),
+    (1.62, 0.0, 9.04),
+    (2.12, 0.0, 9.25),
+    (2.62, 0.0, 9.42),
+    (3.12, 0.0, 9.51),
+    (3.62, 0.0, 9.55),
+    (4.12, 0.0, 9.58),
+    (4.62, 0.0, 9.55),
+    (5.12, 0.0, 9.5),
+    (5.62, 0.19, 9.36),
+    (6.12, 0.33, 9.22),
+    (6.62, 0.56, 8.97),
+    (7.12, 0.87, 8.68),
+    (7.62, 1.25, 8.26),
+    (8.12, 1.73, 7.76),
+    (8.62, 2.36, 7.1),
+    (9.12, 3.41, 6.01),
+    (9.25, 4.71, 4.71),
 ];
 
 fn heart_contains(u: f64, v: f64) -> bool {
@@ -203,7 +243,10 @@ impl DSpritesRenderer {
     /// A renderer over any grid whose factors are shape, scale, orientation, posX, posY (in that order).
     pub fn new(factors: FactorSpace) -> Result<Self> {
         if factors.names() != NAMES {
-            return Err(Error::config("factors", format!("dSprites factors must be {NAMES:?}, got {:?}", factors.names())));
+            return Err(Error::config(
+                "factors",
+                format!("dSprites factors must be {NAMES:?}, got {:?}", factors.names()),
+            ));
         }
         if let Some(v) = factors.factor(0).values.iter().find(|v| ![1.0, 2.0, 3.0].contains(*v)) {
             return Err(Error::config("shape", format!("{v} is not a dSprites shape (1 square, 2 ellipse, 3 heart)")));
@@ -293,18 +336,16 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
     }
     let n = ds.len();
     let mut imgs = Array3::<u8>::zeros((n, SIZE, SIZE));
-    imgs.as_slice_mut()
-        .expect("standard layout")
-        .par_chunks_mut(SIZE * SIZE)
-        .enumerate()
-        .try_for_each(|(i, out)| {
+    imgs.as_slice_mut().expect("standard layout").par_chunks_mut(SIZE * SIZE).enumerate().try_for_each(
+        |(i, out)| {
             let mut buf = [0f32; SIZE * SIZE];
             ds.write_image(i, &mut buf)?;
             for (o, v) in out.iter_mut().zip(buf) {
                 *o = (v > 0.0) as u8;
             }
             Ok::<_, Error>(())
-        })?;
+        },
+    )?;
     let mut classes = Array2::<i64>::zeros((n, 6));
     let mut values = Array2::<f64>::zeros((n, 6));
     for i in 0..n {
@@ -315,7 +356,10 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
             values[[i, k + 1]] = ds.factors().factor(k).values[c[k]];
         }
     }
-    let failed = |message: String| Error::File { path: path.to_path_buf(), message: format!("writing the dataset failed: {message}") };
+    let failed = |message: String| Error::File {
+        path: path.to_path_buf(),
+        message: format!("writing the dataset failed: {message}"),
+    };
     crate::display::write_atomic_with(path, |tmp| {
         let file = std::fs::File::create(tmp).map_err(|e| failed(e.to_string()))?;
         let mut w = ndarray_npy::NpzWriter::new_compressed(file);
@@ -417,7 +461,10 @@ mod tests {
         assert!(DSpritesRenderer::new(bad).is_err());
         let mut f = full_factors().factors().to_vec();
         f[0] = Factor::new("shape", vec![1.0, 4.0]);
-        assert!(DSpritesRenderer::new(FactorSpace::new(f).unwrap()).unwrap_err().to_string().contains("not a dSprites shape"));
+        assert!(DSpritesRenderer::new(FactorSpace::new(f).unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("not a dSprites shape"));
     }
 
     #[test]

@@ -91,21 +91,26 @@ impl FactorSpace {
     }
     /// Position of the factor called `name`.
     pub fn find(&self, name: &str) -> Result<usize> {
-        self.factors
-            .iter()
-            .position(|f| f.name == name)
-            .ok_or_else(|| Error::config("factor", format!("no factor '{name}' (factors: {})", self.names().join(", "))))
+        self.factors.iter().position(|f| f.name == name).ok_or_else(|| {
+            Error::config("factor", format!("no factor '{name}' (factors: {})", self.names().join(", ")))
+        })
     }
 
     /// Flat index of a combination of classes.
     pub fn index_of(&self, classes: &[usize]) -> Result<usize> {
         if classes.len() != self.factors.len() {
-            return Err(Error::config("classes", format!("{} classes given for {} factors", classes.len(), self.factors.len())));
+            return Err(Error::config(
+                "classes",
+                format!("{} classes given for {} factors", classes.len(), self.factors.len()),
+            ));
         }
         let mut index = 0;
         for ((f, &c), &b) in self.factors.iter().zip(classes).zip(&self.bases) {
             if c >= f.size() {
-                return Err(Error::config("classes", format!("class {c} of factor '{}' is out of range 0..{}", f.name, f.size())));
+                return Err(Error::config(
+                    "classes",
+                    format!("class {c} of factor '{}' is out of range 0..{}", f.name, f.size()),
+                ));
             }
             index += c * b;
         }
@@ -142,7 +147,11 @@ impl FactorSpace {
     pub fn table(&self) -> Table {
         let mut t = Table::new(["factor", "size", "values"]);
         for f in &self.factors {
-            let vals: Vec<String> = f.values.iter().map(|v| format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string()).collect();
+            let vals: Vec<String> = f
+                .values
+                .iter()
+                .map(|v| format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string())
+                .collect();
             let shown = if vals.len() <= 8 {
                 vals.join(", ")
             } else {
@@ -182,7 +191,10 @@ mod tests {
     #[test]
     fn bad_grids_and_indices_are_errors() {
         assert!(FactorSpace::new(vec![]).is_err());
-        assert!(FactorSpace::new(vec![Factor::new("a", vec![])]).unwrap_err().to_string().contains("'a' has no values"));
+        assert!(FactorSpace::new(vec![Factor::new("a", vec![])])
+            .unwrap_err()
+            .to_string()
+            .contains("'a' has no values"));
         assert!(FactorSpace::new(vec![Factor::categorical("a", 2), Factor::categorical("a", 3)]).is_err());
         let big = (0..8).map(|i| Factor::categorical(format!("f{i}"), 1 << 12)).collect();
         assert!(FactorSpace::new(big).unwrap_err().to_string().contains("overflows"));

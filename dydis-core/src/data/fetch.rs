@@ -122,7 +122,17 @@ pub fn fetch(source: &Source, dir: &Path) -> Result<PathBuf> {
     let _ = std::fs::remove_file(&part);
     let manual = format!("download {} by hand and put it at {}", source.url, dest.display());
     let out = std::process::Command::new("curl")
-        .args(["--fail", "--location", "--silent", "--show-error", "--retry", "2", "--connect-timeout", "20", "--output"])
+        .args([
+            "--fail",
+            "--location",
+            "--silent",
+            "--show-error",
+            "--retry",
+            "2",
+            "--connect-timeout",
+            "20",
+            "--output",
+        ])
         .arg(&part)
         .arg(&source.url)
         .output()
@@ -130,11 +140,17 @@ pub fn fetch(source: &Source, dir: &Path) -> Result<PathBuf> {
     if !out.status.success() {
         let _ = std::fs::remove_file(&part);
         let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(Error::File { path: dest, message: format!("could not download {} ({why}); {manual}", source.url) });
+        return Err(Error::File {
+            path: dest,
+            message: format!("could not download {} ({why}); {manual}", source.url),
+        });
     }
     if let Err(e) = verify(source, &part) {
         let _ = std::fs::remove_file(&part);
-        return Err(Error::File { path: dest, message: format!("the download failed verification: {e}; nothing was kept") });
+        return Err(Error::File {
+            path: dest,
+            message: format!("the download failed verification: {e}; nothing was kept"),
+        });
     }
     std::fs::rename(&part, &dest).map_err(|e| Error::io(&dest, e))?;
     Ok(dest)

@@ -3,29 +3,29 @@
 //!
 //! Images are CHW `f32` in [-1, 1] (the paper's normalisation). Decoding a batch runs in parallel (rayon).
 pub mod bench;
-pub mod celeba;
 pub mod cache;
 pub mod cars3d;
+pub mod celeba;
 pub mod dsprites;
 pub mod factors;
 pub mod fetch;
 pub mod mpi3d;
 pub mod npz;
 pub mod registry;
+pub mod sampling;
 pub mod shapes3d;
 pub mod shapes3d_h5;
-pub mod sampling;
 
-pub use dsprites::{DSpritesGrid, DSpritesRenderer};
 pub use cache::{cached, CachedGrid};
 pub use cars3d::Cars3D;
 pub use celeba::CelebA;
+pub use dsprites::{DSpritesGrid, DSpritesRenderer};
 pub use factors::{Factor, FactorSpace};
 pub use mpi3d::Mpi3dToy;
 pub use registry::{catalogue, open, open_images, resolve_spec};
+pub use sampling::{BatchIter, FactorSampler};
 pub use shapes3d::Shapes3DRenderer;
 pub use shapes3d_h5::Shapes3dH5;
-pub use sampling::{BatchIter, FactorSampler};
 
 use crate::display::{image_grid, GridOptions, Image, Panel, Show, Table};
 use crate::error::{Error, Result};
@@ -122,9 +122,13 @@ impl ImageSource for celeba::CelebA {
 /// An existing `root` is refused. Returns `root`.
 pub fn new_folder(root: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
     if root.exists() {
-        return Err(Error::File { path: root.to_path_buf(), message: "already exists; a new folder is written here".into() });
+        return Err(Error::File {
+            path: root.to_path_buf(),
+            message: "already exists; a new folder is written here".into(),
+        });
     }
-    let name = root.file_name().ok_or_else(|| Error::config("folder", format!("'{}' has no folder name", root.display())))?;
+    let name =
+        root.file_name().ok_or_else(|| Error::config("folder", format!("'{}' has no folder name", root.display())))?;
     let parent = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let tmp = parent.join(format!("{}.tmp{}", name.to_string_lossy(), std::process::id()));
@@ -226,8 +230,11 @@ pub fn traversal_indices(space: &FactorSpace, factor: usize, base: usize) -> Res
 pub fn traversal(ds: &dyn GroundTruth, factor: usize, base: usize, scale: usize) -> Result<Image> {
     let idx = traversal_indices(ds.factors(), factor, base)?;
     let imgs = batch(ds, &idx, Device::Cpu)?;
-    Ok(image_grid(&imgs, GridOptions { ncol: idx.len(), scale, ..Default::default() })?
-        .with_caption(format!("{}: all {} classes", ds.factors().factor(factor).name, idx.len())))
+    Ok(image_grid(&imgs, GridOptions { ncol: idx.len(), scale, ..Default::default() })?.with_caption(format!(
+        "{}: all {} classes",
+        ds.factors().factor(factor).name,
+        idx.len()
+    )))
 }
 
 /// A few random images of a dataset (seeded), as an 8-column grid.
@@ -235,7 +242,8 @@ pub fn sample_grid(ds: &dyn GroundTruth, n: usize, seed: u64, scale: usize) -> R
     let mut sampler = FactorSampler::new(seed);
     let idx = sampler.uniform_indices(ds.factors(), n.max(1));
     let imgs = batch(ds, &idx, Device::Cpu)?;
-    Ok(image_grid(&imgs, GridOptions { ncol: 8, scale, ..Default::default() })?.with_caption(format!("{n} random images")))
+    Ok(image_grid(&imgs, GridOptions { ncol: 8, scale, ..Default::default() })?
+        .with_caption(format!("{n} random images")))
 }
 
 /// How a dataset shows itself: its factor table (CelebA: its attribute table) beside a sample grid.

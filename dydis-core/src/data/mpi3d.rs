@@ -22,7 +22,18 @@ pub fn factors_for(images: usize) -> Option<FactorSpace> {
         let f = FACTORS
             .iter()
             .enumerate()
-            .map(|(i, &(name, size))| Factor::categorical(name, if i == 0 { colors } else if i == 1 { shapes } else { size }))
+            .map(|(i, &(name, size))| {
+                Factor::categorical(
+                    name,
+                    if i == 0 {
+                        colors
+                    } else if i == 1 {
+                        shapes
+                    } else {
+                        size
+                    },
+                )
+            })
             .collect();
         FactorSpace::new(f).expect("valid grid")
     };
@@ -40,7 +51,8 @@ fn locate_stored_array(path: &Path, key: &str) -> Result<(u64, Vec<usize>)> {
     let mut zip = zip::ZipArchive::new(file).map_err(|e| err(format!("not a readable .npz archive: {e}")))?;
     let member = format!("{key}.npy");
     let names: Vec<String> = (0..zip.len()).filter_map(|i| zip.name_for_index(i).map(str::to_string)).collect();
-    let entry = zip.by_name(&member).map_err(|_| err(format!("missing key '{key}' (members: {})", names.join(", "))))?;
+    let entry =
+        zip.by_name(&member).map_err(|_| err(format!("missing key '{key}' (members: {})", names.join(", "))))?;
     if entry.compression() != zip::CompressionMethod::Stored {
         return Err(err(format!(
             "'{key}' is compressed ({:?}); memory-mapping needs an uncompressed archive as written by np.savez \
@@ -109,8 +121,19 @@ fn stored_factors(path: &Path) -> Result<Option<FactorSpace>> {
     let names = npz.array::<u8, ndarray::Ix1>("factor_names")?;
     let names = String::from_utf8(names.to_vec()).map_err(|_| bad("'factor_names' is not UTF-8".into()))?;
     let names: Vec<&str> = names.split(',').collect();
-    let inconsistent = || bad(format!("inconsistent stored grid: {} names, sizes {:?}, {} values", names.len(), sizes.to_vec(), values.len()));
-    let sizes: Vec<usize> = sizes.iter().map(|&s| usize::try_from(s).ok().filter(|&s| s >= 1)).collect::<Option<_>>().ok_or_else(inconsistent)?;
+    let inconsistent = || {
+        bad(format!(
+            "inconsistent stored grid: {} names, sizes {:?}, {} values",
+            names.len(),
+            sizes.to_vec(),
+            values.len()
+        ))
+    };
+    let sizes: Vec<usize> = sizes
+        .iter()
+        .map(|&s| usize::try_from(s).ok().filter(|&s| s >= 1))
+        .collect::<Option<_>>()
+        .ok_or_else(inconsistent)?;
     let total = sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s)).ok_or_else(inconsistent)?;
     if names.len() != sizes.len() || total != values.len() {
         return Err(inconsistent());
@@ -165,7 +188,12 @@ impl Mpi3dToy {
             return Err(err(format!("'images' has shape {shape:?}, expected (N, H, W, 3)")));
         }
         if shape[0] != factors.len() {
-            return Err(err(format!("{} images, but the factor grid {:?} has {} combinations", shape[0], factors.sizes(), factors.len())));
+            return Err(err(format!(
+                "{} images, but the factor grid {:?} has {} combinations",
+                shape[0],
+                factors.sizes(),
+                factors.len()
+            )));
         }
         let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
         // SAFETY: read-only mapping. dydis never modifies an existing file in place: its writers (`save_npz`) write a
@@ -183,7 +211,8 @@ impl Mpi3dToy {
 impl GroundTruth for Mpi3dToy {
     fn name(&self) -> String {
         let file = self.path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
-        let release = self.factors.names().iter().zip(FACTORS).all(|(a, (b, _))| *a == b) && self.factors.num_factors() == FACTORS.len();
+        let release = self.factors.names().iter().zip(FACTORS).all(|(a, (b, _))| *a == b)
+            && self.factors.num_factors() == FACTORS.len();
         if release {
             format!("mpi3d-toy ({file})")
         } else {
@@ -234,20 +263,34 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
     if s.channels != 3 {
         return Err(Error::File {
             path: path.to_path_buf(),
-            message: format!("not written: {} has {} channels; the MPI3D layout holds RGB images", ds.name(), s.channels),
+            message: format!(
+                "not written: {} has {} channels; the MPI3D layout holds RGB images",
+                ds.name(),
+                s.channels
+            ),
         });
     }
     if let Some(name) = ds.factors().names().iter().find(|n| n.contains(',')) {
-        return Err(Error::File { path: path.to_path_buf(), message: format!("not written: factor name '{name}' contains a comma (the stored names are comma-separated)") });
+        return Err(Error::File {
+            path: path.to_path_buf(),
+            message: format!(
+                "not written: factor name '{name}' contains a comma (the stored names are comma-separated)"
+            ),
+        });
     }
     let n = ds.len();
     crate::display::write_atomic_with(path, |tmp| {
         // Errors name the destination (the temporary file is gone by the time they are read).
         let io = |e: std::io::Error| Error::File { path: path.to_path_buf(), message: format!("writing: {e}") };
-        let zerr = |e: zip::result::ZipError| Error::File { path: path.to_path_buf(), message: format!("writing the archive: {e}") };
+        let zerr = |e: zip::result::ZipError| Error::File {
+            path: path.to_path_buf(),
+            message: format!("writing the archive: {e}"),
+        };
         let file = std::fs::File::create(tmp).map_err(io)?;
         let mut zip = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
         zip.start_file("images.npy", opts).map_err(zerr)?;
         zip.write_all(&npy_header("|u1", &[n, s.height, s.width, 3])).map_err(io)?;
         let block = 2048;
@@ -259,7 +302,9 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
         let sizes: Vec<u8> = f.iter().flat_map(|f| (f.size() as i64).to_le_bytes()).collect();
         let values: Vec<u8> = f.iter().flat_map(|f| f.values.iter().flat_map(|v| v.to_le_bytes())).collect();
         let names = ds.factors().names().join(",").into_bytes();
-        for (member, descr, bytes) in [("factor_sizes", "<i8", &sizes), ("factor_values", "<f8", &values), ("factor_names", "|u1", &names)] {
+        for (member, descr, bytes) in
+            [("factor_sizes", "<i8", &sizes), ("factor_values", "<f8", &values), ("factor_names", "|u1", &names)]
+        {
             let width = if descr == "|u1" { 1 } else { 8 };
             zip.start_file(format!("{member}.npy"), opts).map_err(zerr)?;
             zip.write_all(&npy_header(descr, &[bytes.len() / width])).map_err(io)?;

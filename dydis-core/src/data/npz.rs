@@ -17,9 +17,11 @@ impl Npz {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let mut reader =
-            NpzReader::new(file).map_err(|e| Error::File { path: path.clone(), message: format!("not a readable .npz archive: {e}") })?;
-        let names = reader.names().map_err(|e| Error::File { path: path.clone(), message: format!("unreadable .npz directory: {e}") })?;
+        let mut reader = NpzReader::new(file)
+            .map_err(|e| Error::File { path: path.clone(), message: format!("not a readable .npz archive: {e}") })?;
+        let names = reader
+            .names()
+            .map_err(|e| Error::File { path: path.clone(), message: format!("unreadable .npz directory: {e}") })?;
         Ok(Npz { path, reader, names })
     }
 
@@ -41,10 +43,12 @@ impl Npz {
         if !self.names.iter().any(|n| n == key) {
             return Err(self.err(format!("missing key '{key}' (keys: {})", self.names.join(", "))));
         }
-        let expected = format!("{}-d array of {}", D::NDIM.map(|n| n.to_string()).unwrap_or("n".into()), std::any::type_name::<T>());
-        self.reader
-            .by_name(key)
-            .map_err(|e| self.err(format!("key '{key}': cannot read it as a {expected}: {e}")))
+        let expected = format!(
+            "{}-d array of {}",
+            D::NDIM.map(|n| n.to_string()).unwrap_or("n".into()),
+            std::any::type_name::<T>()
+        );
+        self.reader.by_name(key).map_err(|e| self.err(format!("key '{key}': cannot read it as a {expected}: {e}")))
     }
 }
 

@@ -22,7 +22,8 @@ pub fn catalogue() -> Vec<Entry> {
     vec![
         Entry {
             name: "dsprites-like",
-            description: "procedural dSprites, full grid 3x6x40x32x32 (737,280 binary 64x64 images), rendered on the fly",
+            description:
+                "procedural dSprites, full grid 3x6x40x32x32 (737,280 binary 64x64 images), rendered on the fly",
             available: true,
         },
         Entry {
@@ -87,7 +88,10 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
             let path = Path::new(spec);
             if !path.exists() {
                 let names: Vec<&str> = catalogue().iter().map(|e| e.name).collect();
-                return Err(Error::config("dataset", format!("'{spec}' is neither a known dataset ({}) nor an existing file", names.join(", "))));
+                return Err(Error::config(
+                    "dataset",
+                    format!("'{spec}' is neither a known dataset ({}) nor an existing file", names.join(", ")),
+                ));
             }
             if path.is_dir() {
                 return Ok(Arc::new(super::cars3d::Cars3D::open(path)?));
@@ -101,7 +105,9 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
                 },
                 _ => Err(Error::File {
                     path: path.to_path_buf(),
-                    message: "unsupported format (supported: Shapes3D .h5, dSprites .npz, MPI3D-toy .npz, a Cars3D folder)".into(),
+                    message:
+                        "unsupported format (supported: Shapes3D .h5, dSprites .npz, MPI3D-toy .npz, a Cars3D folder)"
+                            .into(),
                 }),
             }
         }
@@ -150,7 +156,9 @@ mod tests {
         assert_eq!((q.len(), q.image_shape().height), (10_000, 32));
         let c = open("shapes3d-like:10x10x10x8x4x15@48").unwrap();
         assert_eq!((c.len(), c.image_shape().width), (480_000, 48));
-        for bad in ["shapes3d-like:5x5", "shapes3d-like@x", "shapes3d-like:11x1x1x1x1x1", "shapes3d-like@4", "shapes3d-likeX"] {
+        for bad in
+            ["shapes3d-like:5x5", "shapes3d-like@x", "shapes3d-like:11x1x1x1x1x1", "shapes3d-like@4", "shapes3d-likeX"]
+        {
             assert!(open(bad).is_err(), "{bad}");
         }
         let e = open("shapes4d").err().unwrap().to_string();

@@ -29,12 +29,21 @@ impl FactorSampler {
 
     /// `n` flat indices whose factor `factor` is `class` and whose other factors are uniform: the batches of the
     /// FactorVAE score.
-    pub fn fixed_factor_indices(&mut self, space: &FactorSpace, factor: usize, class: usize, n: usize) -> Result<Vec<usize>> {
+    pub fn fixed_factor_indices(
+        &mut self,
+        space: &FactorSpace,
+        factor: usize,
+        class: usize,
+        n: usize,
+    ) -> Result<Vec<usize>> {
         if factor >= space.num_factors() {
             return Err(Error::config("factor", format!("{factor} is out of range 0..{}", space.num_factors())));
         }
         if class >= space.factor(factor).size() {
-            return Err(Error::config("class", format!("{class} is out of range for factor '{}'", space.factor(factor).name)));
+            return Err(Error::config(
+                "class",
+                format!("{class} is out of range for factor '{}'", space.factor(factor).name),
+            ));
         }
         self.uniform_classes(space, n)
             .into_iter()
@@ -83,12 +92,21 @@ impl BatchIter {
     }
 
     /// A pass over the given indices; shuffled when `seed` is given, in the given order otherwise.
-    pub fn over(ds: Arc<dyn GroundTruth>, mut order: Vec<usize>, batch_size: usize, seed: Option<u64>, device: Device) -> Result<Self> {
+    pub fn over(
+        ds: Arc<dyn GroundTruth>,
+        mut order: Vec<usize>,
+        batch_size: usize,
+        seed: Option<u64>,
+        device: Device,
+    ) -> Result<Self> {
         if batch_size == 0 {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
         if let Some(&bad) = order.iter().find(|&&i| i >= ds.len()) {
-            return Err(Error::config("indices", format!("{bad} is out of range for {} ({} images)", ds.name(), ds.len())));
+            return Err(Error::config(
+                "indices",
+                format!("{bad} is out of range for {} ({} images)", ds.name(), ds.len()),
+            ));
         }
         if let Some(seed) = seed {
             order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));

@@ -313,13 +313,19 @@ impl Shapes3DRenderer {
     pub fn with_factors(factors: FactorSpace, resolution: usize) -> Result<Self> {
         let names = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"];
         if factors.names() != names {
-            return Err(Error::config("factors", format!("Shapes3D factors must be {names:?}, got {:?}", factors.names())));
+            return Err(Error::config(
+                "factors",
+                format!("Shapes3D factors must be {names:?}, got {:?}", factors.names()),
+            ));
         }
         if !(8..=1024).contains(&resolution) {
             return Err(Error::config("resolution", format!("{resolution} is outside 8..=1024 pixels")));
         }
         if let Some(v) = factors.factor(4).values.iter().find(|v| !(0.0..=3.0).contains(*v) || v.fract() != 0.0) {
-            return Err(Error::config("shape", format!("{v} is not a shape class (0 cube, 1 cylinder, 2 sphere, 3 capsule)")));
+            return Err(Error::config(
+                "shape",
+                format!("{v} is not a shape class (0 cube, 1 cylinder, 2 sphere, 3 capsule)"),
+            ));
         }
         if let Some(v) = factors.factor(3).values.iter().find(|v| !(**v > 0.0 && v.is_finite())) {
             return Err(Error::config("scale", format!("{v} is not a positive scale")));
@@ -457,7 +463,11 @@ impl GeometryMemo {
         let g = std::sync::Arc::new(geometry(p, res, v));
         let size = g.len() * std::mem::size_of::<RayShade>();
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if m.params.as_ref() == Some(p) && m.resolution == res && m.bytes + size <= GEOMETRY_MEMO_BYTES && !m.map.contains_key(&key) {
+        if m.params.as_ref() == Some(p)
+            && m.resolution == res
+            && m.bytes + size <= GEOMETRY_MEMO_BYTES
+            && !m.map.contains_key(&key)
+        {
             m.bytes += size;
             m.map.insert(key, g.clone());
         }
@@ -520,7 +530,8 @@ fn shade(p: &SceneParams, obj: &Object, o: V3, d: V3, lights: &[V3]) -> RayShade
             continue;
         }
         let origin = add(q, mul(n, 1e-6));
-        let blocked = !matches!(hit.surface, Surface::Object) && obj.intersect(p, origin, l).is_some_and(|(t, _)| t < dist);
+        let blocked =
+            !matches!(hit.surface, Surface::Object) && obj.intersect(p, origin, l).is_some_and(|(t, _)| t < dist);
         if blocked {
             continue;
         }
@@ -532,7 +543,11 @@ fn shade(p: &SceneParams, obj: &Object, o: V3, d: V3, lights: &[V3]) -> RayShade
     }
     let k = lights.len() as f64;
     let gain = if matches!(hit.surface, Surface::Wall) { p.wall_gain } else { 1.0 };
-    RayShade::Lit { surface: hit.surface, factor: (p.ambient + p.diffuse * ndotl / k) * gain, spec: p.specular * spec / k }
+    RayShade::Lit {
+        surface: hit.surface,
+        factor: (p.ambient + p.diffuse * ndotl / k) * gain,
+        spec: p.specular * spec / k,
+    }
 }
 
 impl GroundTruth for Shapes3DRenderer {
@@ -544,7 +559,12 @@ impl GroundTruth for Shapes3DRenderer {
         &self.factors
     }
     fn fingerprint(&self) -> String {
-        format!("shapes3d-renderer-v1 {} {:?} {}", self.resolution, self.factors, serde_json::to_string(&self.params).unwrap_or_default())
+        format!(
+            "shapes3d-renderer-v1 {} {:?} {}",
+            self.resolution,
+            self.factors,
+            serde_json::to_string(&self.params).unwrap_or_default()
+        )
     }
     fn image_shape(&self) -> ImageShape {
         ImageShape { channels: 3, height: self.resolution, width: self.resolution }
@@ -582,7 +602,11 @@ impl Reference {
         if imgs.shape()[1..] != [64, 64, 3] || labels.shape() != [imgs.shape()[0], 6] {
             return Err(Error::File {
                 path: path.to_path_buf(),
-                message: format!("expected nb_images (N, 64, 64, 3) and nb_labels_est (N, 6), got {:?} and {:?}", imgs.shape(), labels.shape()),
+                message: format!(
+                    "expected nb_images (N, 64, 64, 3) and nb_labels_est (N, 6), got {:?} and {:?}",
+                    imgs.shape(),
+                    labels.shape()
+                ),
             });
         }
         let images = imgs.outer_iter().map(|a| a.iter().copied().collect()).collect();
@@ -592,7 +616,8 @@ impl Reference {
 
     /// The reference file in ../shared/data next to this checkout, if present.
     pub fn shared() -> Option<std::path::PathBuf> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/shapes3d/shapes3d_reference_samples.npz");
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/shapes3d/shapes3d_reference_samples.npz");
         p.exists().then(|| p.canonicalize().unwrap_or(p))
     }
 }
@@ -634,7 +659,8 @@ pub fn compare_at_scales(p: &SceneParams, reference: &Reference, scale_class: Op
                 let s = scales[si];
                 let v = [lab[0], lab[1], lab[2], s, lab[4], lab[5]];
                 render(p, 64, &v, &mut out);
-                let err: f64 = out.iter().zip(img).map(|(&a, &b)| (a as f64 - b as f64).abs()).sum::<f64>() / out.len() as f64;
+                let err: f64 =
+                    out.iter().zip(img).map(|(&a, &b)| (a as f64 - b as f64).abs()).sum::<f64>() / out.len() as f64;
                 if err < best.0 {
                     let close = out
                         .chunks(3)
@@ -659,7 +685,12 @@ pub fn compare_at_scales(p: &SceneParams, reference: &Reference, scale_class: Op
 }
 
 /// Real images (top row of each pair) above their renderings at the chosen scales, `ncol` per row.
-pub fn reference_panel(p: &SceneParams, reference: &Reference, report: &ReferenceReport, ncol: usize) -> Result<crate::display::Image> {
+pub fn reference_panel(
+    p: &SceneParams,
+    reference: &Reference,
+    report: &ReferenceReport,
+    ncol: usize,
+) -> Result<crate::display::Image> {
     let scales = full_factors().factor(3).values.clone();
     let n = reference.images.len();
     let mut real = Vec::with_capacity(n * 64 * 64 * 3);
@@ -670,7 +701,9 @@ pub fn reference_panel(p: &SceneParams, reference: &Reference, report: &Referenc
         render(p, 64, &[lab[0], lab[1], lab[2], scales[report.scale_class[i]], lab[4], lab[5]], &mut out);
         fake.extend_from_slice(&out);
     }
-    let to_t = |v: &Vec<u8>| tch::Tensor::from_slice(v).view([n as i64, 64, 64, 3]).permute([0, 3, 1, 2]).to_kind(tch::Kind::Float);
+    let to_t = |v: &Vec<u8>| {
+        tch::Tensor::from_slice(v).view([n as i64, 64, 64, 3]).permute([0, 3, 1, 2]).to_kind(tch::Kind::Float)
+    };
     let (real, fake) = (to_t(&real), to_t(&fake));
     let ncol = ncol.max(1) as i64;
     let mut rows = Vec::new();
@@ -680,7 +713,10 @@ pub fn reference_panel(p: &SceneParams, reference: &Reference, report: &Referenc
         rows.push(fake.narrow(0, start, len));
     }
     let all = tch::Tensor::cat(&rows, 0);
-    crate::display::image_grid(&all, crate::display::GridOptions { ncol: ncol as usize, range: (0.0, 255.0), ..Default::default() })
+    crate::display::image_grid(
+        &all,
+        crate::display::GridOptions { ncol: ncol as usize, range: (0.0, 255.0), ..Default::default() },
+    )
 }
 
 #[cfg(test)]
@@ -720,7 +756,8 @@ mod tests {
         let r = Shapes3DRenderer::new(32).unwrap();
         let a = rgb(&r, [0.0, 0.3, 0.6, 1.0, 0.0, 0.0]);
         let b = rgb(&r, [0.5, 0.3, 0.6, 1.0, 0.0, 0.0]);
-        let changed_rows: Vec<usize> = (0..32).filter(|&y| (0..32 * 3).any(|k| a[y * 96 + k] != b[y * 96 + k])).collect();
+        let changed_rows: Vec<usize> =
+            (0..32).filter(|&y| (0..32 * 3).any(|k| a[y * 96 + k] != b[y * 96 + k])).collect();
         assert!(changed_rows.iter().all(|&y| y >= 14), "floor hue changed something above the floor: {changed_rows:?}");
         assert!(!changed_rows.is_empty());
     }

@@ -51,18 +51,34 @@ impl Shapes3dH5 {
             for f in 0..6 {
                 let v = lab[f];
                 let c = full.factor(f).values.iter().position(|x| (x - v).abs() < 1e-6).ok_or_else(|| {
-                    bad(format!("row {row}: {} = {v} is not one of the official values {:?}", full.factor(f).name, full.factor(f).values))
+                    bad(format!(
+                        "row {row}: {} = {v} is not one of the official values {:?}",
+                        full.factor(f).name,
+                        full.factor(f).values
+                    ))
                 })?;
                 classes[row][f] = c;
                 used[f][c] = true;
             }
         }
-        let kept: Vec<Vec<usize>> = (0..6).map(|f| (0..full.factor(f).size()).filter(|&c| used[f][c]).collect()).collect();
+        let kept: Vec<Vec<usize>> =
+            (0..6).map(|f| (0..full.factor(f).size()).filter(|&c| used[f][c]).collect()).collect();
         let factors = FactorSpace::new(
-            (0..6).map(|f| Factor::new(full.factor(f).name.clone(), kept[f].iter().map(|&c| full.factor(f).values[c]).collect())).collect(),
+            (0..6)
+                .map(|f| {
+                    Factor::new(
+                        full.factor(f).name.clone(),
+                        kept[f].iter().map(|&c| full.factor(f).values[c]).collect(),
+                    )
+                })
+                .collect(),
         )?;
         if factors.len() != n {
-            return Err(bad(format!("{n} images do not form a complete grid of sizes {:?} ({} combinations)", factors.sizes(), factors.len())));
+            return Err(bad(format!(
+                "{n} images do not form a complete grid of sizes {:?} ({} combinations)",
+                factors.sizes(),
+                factors.len()
+            )));
         }
         let shape = ImageShape { channels: 3, height: ishape[1], width: ishape[2] };
         let per = shape.numel();
@@ -77,7 +93,8 @@ impl Shapes3dH5 {
             let chunk = chunk.as_standard_layout();
             let raw = chunk.as_slice().expect("standard layout");
             for (k, row) in (start..end).enumerate() {
-                let cls: Vec<usize> = (0..6).map(|f| kept[f].iter().position(|&c| c == classes[row][f]).expect("kept")).collect();
+                let cls: Vec<usize> =
+                    (0..6).map(|f| kept[f].iter().position(|&c| c == classes[row][f]).expect("kept")).collect();
                 let idx = factors.index_of(&cls)?;
                 if std::mem::replace(&mut seen[idx], true) {
                     return Err(bad(format!("row {row} repeats the factor combination {cls:?}")));

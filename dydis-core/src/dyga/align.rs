@@ -30,7 +30,14 @@ pub struct AlignStats {
 
 /// Align latent units `c` `[B, N, D]` toward the anchors. `stochastic` selects the Gumbel-softmax anchor choice
 /// (paper mode, training).
-pub fn align(c: &Tensor, anchors: &Anchors, mode: AlignMode, lambda: f64, tau: f64, stochastic: bool) -> Result<(Tensor, AlignStats)> {
+pub fn align(
+    c: &Tensor,
+    anchors: &Anchors,
+    mode: AlignMode,
+    lambda: f64,
+    tau: f64,
+    stochastic: bool,
+) -> Result<(Tensor, AlignStats)> {
     let (_, n, _) = c.size3().map_err(|_| Error::Shape { got: c.size(), expected: "[B, N, D] latent units".into() })?;
     if mode == AlignMode::Off {
         return Ok((c.shallow_clone(), AlignStats::default()));
@@ -56,7 +63,8 @@ pub fn align(c: &Tensor, anchors: &Anchors, mode: AlignMode, lambda: f64, tau: f
                 let mu = u.norm.invert(&mu_n).to_kind(c.kind()).detach();
                 let eps = (1e-3 * u.norm.std).max(1e-12);
                 let xd = x.detach();
-                let delta = ((&xd - &mu).abs() / xd.abs().clamp_min(eps)).mean_dim(-1, false, c.kind()).neg().exp() * lambda;
+                let delta =
+                    ((&xd - &mu).abs() / xd.abs().clamp_min(eps)).mean_dim(-1, false, c.kind()).neg().exp() * lambda;
                 outs.push(&x + delta.unsqueeze(-1) * (mu - &x));
                 deltas.push(delta);
             }

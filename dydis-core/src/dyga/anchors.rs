@@ -2,8 +2,8 @@
 //! rounds of splitting dense (and randomly chosen) Gaussians into two children refitted on the parent's hard
 //! cluster, filtering of small Gaussians, a final EM. Components carry stable ids so that every split and filter
 //! is recorded against the component it touched.
-use super::gmm::{EmOptions, EmTrace, Mixture};
 use super::gmm::component_params;
+use super::gmm::{EmOptions, EmTrace, Mixture};
 use super::{AlignMode, DygaConfig, SplitCriterion};
 use crate::display::{impl_show_via, Table};
 use crate::{Error, Result};
@@ -44,8 +44,19 @@ impl Normalisation {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    Init { k: usize, n_fit: usize, distinct_rows: usize },
-    Em { phase: String, iterations: usize, ll_first: f64, ll_last: f64, converged: bool, dropped: usize },
+    Init {
+        k: usize,
+        n_fit: usize,
+        distinct_rows: usize,
+    },
+    Em {
+        phase: String,
+        iterations: usize,
+        ll_first: f64,
+        ll_last: f64,
+        converged: bool,
+        dropped: usize,
+    },
     Split {
         round: usize,
         parent: usize,
@@ -58,8 +69,15 @@ pub enum Event {
         /// BIC(children) − BIC(parent) on the parent's hard cluster (negative: the split explains it better).
         delta_bic: f64,
     },
-    SplitSkipped { round: usize, parent: usize, reason: String },
-    Filter { removed: Vec<(usize, f64)>, kept: usize },
+    SplitSkipped {
+        round: usize,
+        parent: usize,
+        reason: String,
+    },
+    Filter {
+        removed: Vec<(usize, f64)>,
+        kept: usize,
+    },
 }
 
 /// The anchors of one latent unit.
@@ -140,13 +158,19 @@ impl UnitAnchors {
     pub fn log_likelihood_plot(&self) -> Result<crate::display::Svg> {
         let mut series: Vec<crate::display::Series> = Vec::new();
         for (i, (phase, v)) in self.log_likelihood.iter().enumerate() {
-            let name = if phase.starts_with("split") { "split children (their own data)".to_string() } else { phase.clone() };
+            let name =
+                if phase.starts_with("split") { "split children (their own data)".to_string() } else { phase.clone() };
             match series.iter_mut().find(|s| s.name == name) {
                 Some(s) => s.points.push((i as f64, *v)),
                 None => series.push(crate::display::Series::new(name, [(i as f64, *v)])),
             }
         }
-        crate::display::line_plot(&format!("unit {}: mean log-likelihood of every EM iteration", self.unit), "EM iteration (all phases in order)", "mean log-likelihood", &series)
+        crate::display::line_plot(
+            &format!("unit {}: mean log-likelihood of every EM iteration", self.unit),
+            "EM iteration (all phases in order)",
+            "mean log-likelihood",
+            &series,
+        )
     }
 }
 
@@ -183,11 +207,12 @@ fn seed_means(x: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> (Tensor, usize) {
         let total: f64 = w.iter().sum();
         let pick = if total > 0.0 {
             let mut r = rng.random::<f64>() * total;
-            w.iter().position(|&v| {
-                r -= v;
-                r <= 0.0
-            })
-            .unwrap_or(u - 1)
+            w.iter()
+                .position(|&v| {
+                    r -= v;
+                    r <= 0.0
+                })
+                .unwrap_or(u - 1)
         } else {
             (0..u).find(|i| !chosen.contains(&(*i as i64))).unwrap_or(0)
         };
@@ -203,7 +228,11 @@ fn init_mixture(x: &Tensor, k: usize, reg: f64, rng: &mut ChaCha8Rng) -> (Mixtur
     let k = means.size()[0];
     let d = x.size()[1];
     let eye = Tensor::eye(d, (x.kind(), x.device()));
-    let cov = if x.size()[0] > 1 { x.transpose(0, 1).cov(1, None::<Tensor>, None::<Tensor>).view([d, d]) } else { eye.zeros_like() };
+    let cov = if x.size()[0] > 1 {
+        x.transpose(0, 1).cov(1, None::<Tensor>, None::<Tensor>).view([d, d])
+    } else {
+        eye.zeros_like()
+    };
     let covs = (cov + &eye * reg.max(1e-6)).unsqueeze(0).repeat([k, 1, 1]);
     let weights = Tensor::full([k], 1.0 / k as f64, (x.kind(), x.device()));
     (Mixture { weights, means, covs, dims: vec![d; k as usize] }, distinct)
@@ -247,7 +276,12 @@ fn split_init(x: &Tensor, reg: f64) -> Mixture {
     let (evals, evecs) = cov.linalg_eigh("L");
     let l1 = evals.double_value(&[d - 1]);
     if l1 <= 1e-9 {
-        return Mixture { weights: Tensor::ones([1], (x.kind(), x.device())), means: mean.unsqueeze(0), covs: cov.unsqueeze(0), dims: vec![d] };
+        return Mixture {
+            weights: Tensor::ones([1], (x.kind(), x.device())),
+            means: mean.unsqueeze(0),
+            covs: cov.unsqueeze(0),
+            dims: vec![d],
+        };
     }
     let step = evecs.select(1, d - 1) * l1.sqrt();
     Mixture {
@@ -272,7 +306,11 @@ fn record_em(events: &mut Vec<Event>, ll: &mut Vec<(String, f64)>, phase: &str, 
 
 /// One split round applied to a mixture: every selected component is replaced, in place, by its two children
 /// (weights π_parent × π_child); unselected components are kept. Returns the new mixture and ids.
-pub fn apply_splits(m: &Mixture, ids: &[usize], replacements: &[(usize, Mixture, [usize; 2])]) -> (Mixture, Vec<usize>) {
+pub fn apply_splits(
+    m: &Mixture,
+    ids: &[usize],
+    replacements: &[(usize, Mixture, [usize; 2])],
+) -> (Mixture, Vec<usize>) {
     let mut w = Vec::new();
     let mut mu = Vec::new();
     let mut cv = Vec::new();
@@ -306,7 +344,8 @@ pub fn apply_splits(m: &Mixture, ids: &[usize], replacements: &[(usize, Mixture,
 pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) -> Result<UnitAnchors> {
     let t0 = Instant::now();
     let fail = |m: String| Error::config("dyga", format!("unit {unit}: {m}"));
-    let (n, d) = raw.size2().map_err(|_| Error::Shape { got: raw.size(), expected: "[n, D] features of one unit".into() })?;
+    let (n, d) =
+        raw.size2().map_err(|_| Error::Shape { got: raw.size(), expected: "[n, D] features of one unit".into() })?;
     if n == 0 || d == 0 {
         return Err(fail("no features".into()));
     }
@@ -317,7 +356,8 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
     let norm = Normalisation::fit(raw, cfg.align == AlignMode::ReleasedCode);
     let mut x = norm.apply(raw);
     if n as usize > cfg.max_fit_samples {
-        let idx: Vec<i64> = rand::seq::index::sample(&mut rng, n as usize, cfg.max_fit_samples).into_iter().map(|i| i as i64).collect();
+        let idx: Vec<i64> =
+            rand::seq::index::sample(&mut rng, n as usize, cfg.max_fit_samples).into_iter().map(|i| i as i64).collect();
         x = x.index_select(0, &Tensor::from_slice(&idx).to_device(x.device()));
     }
     let n_fit = x.size()[0] as usize;
@@ -348,18 +388,30 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
                 continue;
             }
             if k_now + 1 > cfg.k_max {
-                events.push(Event::SplitSkipped { round, parent: ids[k], reason: format!("K would exceed k_max = {}", cfg.k_max) });
+                events.push(Event::SplitSkipped {
+                    round,
+                    parent: ids[k],
+                    reason: format!("K would exceed k_max = {}", cfg.k_max),
+                });
                 continue;
             }
             if sizes[k] < 4 {
-                events.push(Event::SplitSkipped { round, parent: ids[k], reason: format!("hard cluster has {} member(s)", sizes[k]) });
+                events.push(Event::SplitSkipped {
+                    round,
+                    parent: ids[k],
+                    reason: format!("hard cluster has {} member(s)", sizes[k]),
+                });
                 continue;
             }
             let rows = mask.select(1, k as i64).nonzero().flatten(0, -1);
             let sub = x.index_select(0, &rows);
             let c0 = split_init(&sub, cfg.reg);
             if c0.k() < 2 {
-                events.push(Event::SplitSkipped { round, parent: ids[k], reason: "hard cluster has one distinct point".into() });
+                events.push(Event::SplitSkipped {
+                    round,
+                    parent: ids[k],
+                    reason: "hard cluster has one distinct point".into(),
+                });
                 continue;
             }
             // Children are fitted, and the split judged, in the full-covariance model whatever the mixture's model:
@@ -372,7 +424,12 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
                 Ok((child, ctr)) if child.k() == 2 => {
                     record_em(&mut events, &mut ll, &format!("split {round} child of {}", ids[k]), &ctr);
                     let ns = sub.size()[0] as f64;
-                    let one = Mixture::m_step(&sub, &Tensor::ones([sub.size()[0], 1], (sub.kind(), sub.device())), cfg.reg, &super::CovModel::Full)?;
+                    let one = Mixture::m_step(
+                        &sub,
+                        &Tensor::ones([sub.size()[0], 1], (sub.kind(), sub.device())),
+                        cfg.reg,
+                        &super::CovModel::Full,
+                    )?;
                     let ll_parent = one.e_step(&sub)?.1;
                     let ll_child = child.e_step(&sub)?.1;
                     let d = sub.size()[1];
@@ -380,11 +437,16 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
                     let p_child = 2.0 * p_parent + 1.0;
                     let delta_bic = -2.0 * ns * (ll_child - ll_parent) + (p_child - p_parent) * ns.ln();
                     if cfg.split_criterion == SplitCriterion::Bic && !(delta_bic < 0.0) {
-                        events.push(Event::SplitSkipped { round, parent: ids[k], reason: format!("children do not lower BIC (change {delta_bic:.1})") });
+                        events.push(Event::SplitSkipped {
+                            round,
+                            parent: ids[k],
+                            reason: format!("children do not lower BIC (change {delta_bic:.1})"),
+                        });
                         continue;
                     }
                     let child = conform(child, &cfg.model)?;
-                    let cw: Vec<f64> = Vec::try_from(child.weights.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+                    let cw: Vec<f64> =
+                        Vec::try_from(child.weights.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
                     let pw = m.weights.double_value(&[k as i64]);
                     let cid = [next_id, next_id + 1];
                     next_id += 2;
@@ -402,7 +464,9 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
                     replacements.push((k, child, cid));
                     k_now += 1;
                 }
-                Ok(_) => events.push(Event::SplitSkipped { round, parent: ids[k], reason: "a child lost its mass".into() }),
+                Ok(_) => {
+                    events.push(Event::SplitSkipped { round, parent: ids[k], reason: "a child lost its mass".into() })
+                }
                 Err(e) => events.push(Event::SplitSkipped { round, parent: ids[k], reason: e.to_string() }),
             }
         }
@@ -420,14 +484,16 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
 
     // Filter small Gaussians by their soft member count.
     let (resp, _) = m.e_step(&x)?;
-    let counts: Vec<f64> = Vec::try_from(resp.sum_dim_intlist(0, false, Kind::Double).to_device(Device::Cpu)).map_err(Error::Torch)?;
+    let counts: Vec<f64> =
+        Vec::try_from(resp.sum_dim_intlist(0, false, Kind::Double).to_device(Device::Cpu)).map_err(Error::Torch)?;
     let mut keep: Vec<i64> = (0..ids.len() as i64).filter(|&k| counts[k as usize] >= cfg.min_size).collect();
     if keep.is_empty() {
         // Fewer features than min_size in every component: keep the largest rather than nothing.
         let best = counts.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as i64).unwrap_or(0);
         keep.push(best);
     }
-    let removed: Vec<(usize, f64)> = (0..ids.len()).filter(|k| !keep.contains(&(*k as i64))).map(|k| (ids[k], counts[k])).collect();
+    let removed: Vec<(usize, f64)> =
+        (0..ids.len()).filter(|k| !keep.contains(&(*k as i64))).map(|k| (ids[k], counts[k])).collect();
     events.push(Event::Filter { removed, kept: keep.len() });
     let mut m = m.select(&keep);
     ids = keep.iter().map(|&k| ids[k as usize]).collect();
@@ -443,7 +509,18 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
     let k = m.k();
     let onehot = assign.one_hot(k).to_kind(x.kind());
     let (sizes, densities, _) = hard_clusters(&x, &onehot, 0.5);
-    Ok(UnitAnchors { unit, norm, mixture: m, ids, events, log_likelihood: ll, sizes, densities, n_fit, seconds: t0.elapsed().as_secs_f64() })
+    Ok(UnitAnchors {
+        unit,
+        norm,
+        mixture: m,
+        ids,
+        events,
+        log_likelihood: ll,
+        sizes,
+        densities,
+        n_fit,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }
 
 /// Fit every unit of features `[n, N, D]` (raw extractor outputs), in parallel over units. On the CPU each unit
@@ -452,13 +529,18 @@ pub fn fit_units(features: &Tensor, cfg: &DygaConfig, seed: u64, epoch: usize) -
     cfg.validate()?;
     crate::device::tune_allocator();
     let t0 = Instant::now();
-    let (_, n_units, _) = features.size3().map_err(|_| Error::Shape { got: features.size(), expected: "[n, N, D] unit features".into() })?;
+    let (_, n_units, _) = features
+        .size3()
+        .map_err(|_| Error::Shape { got: features.size(), expected: "[n, N, D] unit features".into() })?;
     let feats = features.detach().to_kind(Kind::Float);
     let units: Vec<Tensor> = (0..n_units).map(|i| feats.select(1, i).contiguous()).collect();
     let results: Vec<Result<UnitAnchors>> = if feats.device() == Device::Cpu {
         let threads = tch::get_num_threads().max(1) as usize;
         tch::set_num_threads(1);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::config("dyga", e.to_string()))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::config("dyga", e.to_string()))?;
         // libtorch's thread count is per OS thread (OpenMP): each worker runs its unit on one thread. One thread per
         // unit even when there are fewer units than threads: the ops are small, and OpenMP's wake-ups made a single
         // 10,000-feature unit 1.8x slower on two threads than on one (perf, docs/results.md).
@@ -477,15 +559,36 @@ pub fn fit_units(features: &Tensor, cfg: &DygaConfig, seed: u64, epoch: usize) -
     } else {
         units.iter().enumerate().map(|(i, x)| select_anchors(i, x, cfg, seed)).collect()
     };
-    Ok(Anchors { units: results.into_iter().collect::<Result<_>>()?, epoch, seconds: t0.elapsed().as_secs_f64(), mode: cfg.align })
+    Ok(Anchors {
+        units: results.into_iter().collect::<Result<_>>()?,
+        epoch,
+        seconds: t0.elapsed().as_secs_f64(),
+        mode: cfg.align,
+    })
 }
 
 impl Anchors {
     pub fn table(&self) -> Table {
-        let mut t = Table::new(["unit", "K", "weights (max / min)", "d_k", "cluster sizes", "splits", "filtered", "final log-lik", "fit s"])
-            .with_title(format!("DyGA anchors after epoch {} ({} units, {:.1} s)", self.epoch, self.units.len(), self.seconds));
+        let mut t = Table::new([
+            "unit",
+            "K",
+            "weights (max / min)",
+            "d_k",
+            "cluster sizes",
+            "splits",
+            "filtered",
+            "final log-lik",
+            "fit s",
+        ])
+        .with_title(format!(
+            "DyGA anchors after epoch {} ({} units, {:.1} s)",
+            self.epoch,
+            self.units.len(),
+            self.seconds
+        ));
         for u in &self.units {
-            let w: Vec<f64> = Vec::try_from(u.mixture.weights.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+            let w: Vec<f64> =
+                Vec::try_from(u.mixture.weights.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
             let wmax = w.iter().cloned().fold(0.0, f64::max);
             let wmin = w.iter().cloned().fold(1.0, f64::min);
             t.push_row([
@@ -517,7 +620,11 @@ impl Anchors {
         (tensors, serde_json::json!({"epoch": self.epoch, "seconds": self.seconds, "mode": self.mode, "units": units}))
     }
 
-    pub fn from_checkpoint(meta: &serde_json::Value, get: &dyn Fn(&str) -> Option<Tensor>, device: Device) -> Result<Option<Anchors>> {
+    pub fn from_checkpoint(
+        meta: &serde_json::Value,
+        get: &dyn Fn(&str) -> Option<Tensor>,
+        device: Device,
+    ) -> Result<Option<Anchors>> {
         if meta.is_null() {
             return Ok(None);
         }
@@ -526,11 +633,20 @@ impl Anchors {
         let mut units = Vec::new();
         for u in units_json {
             let unit = u["unit"].as_u64().ok_or_else(|| bad("unit without index".into()))? as usize;
-            let t = |name: &str| get(&format!("dyga.{unit}.{name}")).ok_or_else(|| bad(format!("tensor dyga.{unit}.{name} is missing"))).map(|t| t.to_device(device));
+            let t = |name: &str| {
+                get(&format!("dyga.{unit}.{name}"))
+                    .ok_or_else(|| bad(format!("tensor dyga.{unit}.{name} is missing")))
+                    .map(|t| t.to_device(device))
+            };
             units.push(UnitAnchors {
                 unit,
                 norm: de(u, "norm", unit)?,
-                mixture: Mixture { weights: t("weights")?, means: t("means")?, covs: t("covs")?, dims: de(u, "dims", unit)? },
+                mixture: Mixture {
+                    weights: t("weights")?,
+                    means: t("means")?,
+                    covs: t("covs")?,
+                    dims: de(u, "dims", unit)?,
+                },
                 ids: de(u, "ids", unit)?,
                 events: de(u, "events", unit)?,
                 log_likelihood: de(u, "log_likelihood", unit)?,
@@ -551,7 +667,12 @@ impl Anchors {
     pub fn to_device(&self, device: Device) -> Anchors {
         let mut a = self.clone();
         for u in &mut a.units {
-            u.mixture = Mixture { weights: u.mixture.weights.to_device(device), means: u.mixture.means.to_device(device), covs: u.mixture.covs.to_device(device), dims: u.mixture.dims.clone() };
+            u.mixture = Mixture {
+                weights: u.mixture.weights.to_device(device),
+                means: u.mixture.means.to_device(device),
+                covs: u.mixture.covs.to_device(device),
+                dims: u.mixture.dims.clone(),
+            };
         }
         a
     }
@@ -560,5 +681,6 @@ impl Anchors {
 impl_show_via!(Anchors, table);
 
 fn de<T: serde::de::DeserializeOwned>(u: &serde_json::Value, key: &str, unit: usize) -> Result<T> {
-    serde_json::from_value(u[key].clone()).map_err(|e| Error::config("checkpoint.dyga", format!("unit {unit} {key}: {e}")))
+    serde_json::from_value(u[key].clone())
+        .map_err(|e| Error::config("checkpoint.dyga", format!("unit {unit} {key}: {e}")))
 }

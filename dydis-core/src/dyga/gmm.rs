@@ -42,7 +42,12 @@ pub struct Mixture {
 
 impl Clone for Mixture {
     fn clone(&self) -> Self {
-        Mixture { weights: self.weights.copy(), means: self.means.copy(), covs: self.covs.copy(), dims: self.dims.clone() }
+        Mixture {
+            weights: self.weights.copy(),
+            means: self.means.copy(),
+            covs: self.covs.copy(),
+            dims: self.dims.clone(),
+        }
     }
 }
 
@@ -112,16 +117,23 @@ impl Mixture {
     pub fn cholesky(&self) -> Result<Tensor> {
         let d = self.dim();
         let eye = Tensor::eye(d, (self.covs.kind(), self.covs.device()));
-        let scale = self.covs.diagonal(0, -2, -1).mean_dim(-1, true, self.covs.kind()).abs().clamp_min(1e-12).unsqueeze(-1);
+        let scale =
+            self.covs.diagonal(0, -2, -1).mean_dim(-1, true, self.covs.kind()).abs().clamp_min(1e-12).unsqueeze(-1);
         let mut covs = self.covs.shallow_clone();
         for attempt in 0..6 {
             let (l, info) = covs.linalg_cholesky_ex(false, false);
-            let bad: Vec<i64> = Vec::<i64>::try_from(info.to_kind(Kind::Int64).to_device(tch::Device::Cpu).gt(0).nonzero().flatten(0, -1)).unwrap_or_default();
+            let bad: Vec<i64> = Vec::<i64>::try_from(
+                info.to_kind(Kind::Int64).to_device(tch::Device::Cpu).gt(0).nonzero().flatten(0, -1),
+            )
+            .unwrap_or_default();
             if bad.is_empty() && l.isfinite().all().int64_value(&[]) == 1 {
                 return Ok(l);
             }
             if attempt == 5 {
-                return Err(Error::config("dyga", format!("covariance of component(s) {bad:?} is not positive definite even with jitter")));
+                return Err(Error::config(
+                    "dyga",
+                    format!("covariance of component(s) {bad:?} is not positive definite even with jitter"),
+                ));
             }
             let jitter = 10f64.powi(attempt as i32 - 6);
             covs = &self.covs + &scale * &eye * jitter;
@@ -187,7 +199,8 @@ impl Mixture {
             Some(s) => s,
             None => {
                 let (evals, evecs) = self.covs.to_kind(Kind::Double).linalg_eigh("L");
-                let values = Vec::try_from(evals.flip([-1]).to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
+                let values =
+                    Vec::try_from(evals.flip([-1]).to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
                 computed = Spectrum { values, vectors: evecs.flip([-1]) };
                 &computed
             }
@@ -204,7 +217,10 @@ impl Mixture {
             let rest = &comp[dk..];
             let b = (rest.iter().sum::<f64>() / rest.len() as f64).max(f64::MIN_POSITIVE);
             if comp[..dk].iter().any(|&a| !(a > 0.0)) {
-                return Err(Error::config("dyga", format!("covariance of component {c} has a non-positive leading eigenvalue")));
+                return Err(Error::config(
+                    "dyga",
+                    format!("covariance of component {c} has a non-positive leading eigenvalue"),
+                ));
             }
             for (j, &a) in comp[..dk].iter().enumerate() {
                 scale[c * dmax as usize + j] = (1.0 / b - 1.0 / a).max(0.0).sqrt();
@@ -216,7 +232,9 @@ impl Mixture {
         let t = |v: &[f64]| Tensor::from_slice(v).to_device(dev);
         let x64 = x.to_kind(Kind::Double);
         let mu = self.means.to_kind(Kind::Double);
-        let sq = (x64.square().sum_dim_intlist(1, true, Kind::Double) - x64.matmul(&mu.tr()) * 2.0 + mu.square().sum_dim_intlist(1, false, Kind::Double).unsqueeze(0)).clamp_min(0.0);
+        let sq = (x64.square().sum_dim_intlist(1, true, Kind::Double) - x64.matmul(&mu.tr()) * 2.0
+            + mu.square().sum_dim_intlist(1, false, Kind::Double).unsqueeze(0))
+        .clamp_min(0.0);
         let qs = q * t(&scale).view([k, 1, dmax]);
         let qf = qs.permute([1, 0, 2]).reshape([d, k * dmax]);
         let shift = mu.unsqueeze(1).bmm(&qs).reshape([1, k * dmax]);
@@ -265,7 +283,13 @@ impl Mixture {
         Ok(Self::m_step_spectral(x, resp, reg, model, dims)?.0)
     }
 
-    fn m_step_spectral(x: &Tensor, resp: &Tensor, reg: f64, model: &CovModel, dims: Option<&[i64]>) -> Result<(Mixture, Option<Spectrum>)> {
+    fn m_step_spectral(
+        x: &Tensor,
+        resp: &Tensor,
+        reg: f64,
+        model: &CovModel,
+        dims: Option<&[i64]>,
+    ) -> Result<(Mixture, Option<Spectrum>)> {
         let (n, d) = x.size2().unwrap();
         let nk = resp.sum_dim_intlist(0, false, x.kind()) + 10.0 * f64::EPSILON;
         let means = resp.transpose(0, 1).matmul(x) / nk.unsqueeze(1);
@@ -323,7 +347,8 @@ impl Mixture {
         let (evals, evecs) = self.covs.to_kind(Kind::Double).linalg_eigh("L"); // ascending
         let ev = evals.flip([-1]); // descending
         let q = evecs.flip([-1]);
-        let evs: Vec<f64> = Vec::<f64>::try_from(ev.to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
+        let evs: Vec<f64> =
+            Vec::<f64>::try_from(ev.to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
         let mut dims = Vec::new();
         let mut newv = Vec::with_capacity(evs.len());
         for (k, comp) in evs.chunks(d as usize).enumerate() {
@@ -355,7 +380,9 @@ impl Mixture {
             let (resp, ll) = self.e_step_spectral(x, spectrum.as_ref())?;
             trace.log_likelihood.push(ll);
             trace.iterations += 1;
-            let mass: Vec<f64> = Vec::<f64>::try_from(resp.sum_dim_intlist(0, false, Kind::Double).to_device(tch::Device::Cpu)).map_err(Error::Torch)?;
+            let mass: Vec<f64> =
+                Vec::<f64>::try_from(resp.sum_dim_intlist(0, false, Kind::Double).to_device(tch::Device::Cpu))
+                    .map_err(Error::Torch)?;
             let keep: Vec<i64> = (0..mass.len() as i64).filter(|&k| mass[k as usize] >= 1.0).collect();
             if keep.is_empty() {
                 return Err(Error::config("dyga", "every mixture component lost its mass"));
@@ -419,7 +446,8 @@ mod tests {
     fn subspace_log_densities_equal_the_full_covariance_ones() {
         // Deterministic data (the global torch seed is shared with tests running in parallel).
         let opts = (Kind::Double, tch::Device::Cpu);
-        let x = (Tensor::arange(6000, opts).view([500, 12]) * 0.7548776662).sin() * Tensor::linspace(0.01, 2.0, 12, opts);
+        let x =
+            (Tensor::arange(6000, opts).view([500, 12]) * 0.7548776662).sin() * Tensor::linspace(0.01, 2.0, 12, opts);
         let resp = (Tensor::arange(2000, opts).view([500, 4]) * 0.5698402910).sin().abs() + 0.01;
         let resp = &resp / resp.sum_dim_intlist(1, true, Kind::Double);
         for fixed in [Some(1), Some(3), None] {
@@ -430,12 +458,21 @@ mod tests {
             let err = (&fast - &full).abs().max().double_value(&[]);
             assert!(err < 1e-7 * (1.0 + full.abs().max().double_value(&[])), "{fixed:?}: {err}");
             let xf = x.to_kind(Kind::Float);
-            let mf = Mixture { weights: m.weights.to_kind(Kind::Float), means: m.means.to_kind(Kind::Float), covs: m.covs.to_kind(Kind::Float), dims: m.dims.clone() };
+            let mf = Mixture {
+                weights: m.weights.to_kind(Kind::Float),
+                means: m.means.to_kind(Kind::Float),
+                covs: m.covs.to_kind(Kind::Float),
+                dims: m.dims.clone(),
+            };
             // In float32 both forms inherit the rounding of the stored covariances (amplified by 1/b): the subspace
             // form must be no less accurate than the Cholesky one.
             let errf = (mf.log_joint(&xf).unwrap().to_kind(Kind::Double) - &full).abs().max().double_value(&[]);
-            let err_chol = (mf.log_joint_full(&xf).unwrap().to_kind(Kind::Double) - &full).abs().max().double_value(&[]);
-            assert!(errf <= 2.0 * err_chol + 1e-4 * (1.0 + full.abs().max().double_value(&[])), "float32 {fixed:?}: {errf} vs Cholesky {err_chol}");
+            let err_chol =
+                (mf.log_joint_full(&xf).unwrap().to_kind(Kind::Double) - &full).abs().max().double_value(&[]);
+            assert!(
+                errf <= 2.0 * err_chol + 1e-4 * (1.0 + full.abs().max().double_value(&[])),
+                "float32 {fixed:?}: {errf} vs Cholesky {err_chol}"
+            );
         }
     }
 
@@ -444,7 +481,12 @@ mod tests {
         let q = Tensor::linalg_qr(&Tensor::randn([6, 6], (Kind::Double, tch::Device::Cpu)), "reduced").0;
         let lam = Tensor::from_slice(&[9.0f64, 4.0, 0.3, 0.2, 0.15, 0.1]);
         let cov = (&q * lam.unsqueeze(0)).matmul(&q.tr()).unsqueeze(0);
-        let mut m = Mixture { weights: Tensor::ones([1], (Kind::Double, tch::Device::Cpu)), means: Tensor::zeros([1, 6], (Kind::Double, tch::Device::Cpu)), covs: cov, dims: vec![6] };
+        let mut m = Mixture {
+            weights: Tensor::ones([1], (Kind::Double, tch::Device::Cpu)),
+            means: Tensor::zeros([1, 6], (Kind::Double, tch::Device::Cpu)),
+            covs: cov,
+            dims: vec![6],
+        };
         m.project_hddc(None, 0.2).unwrap();
         assert_eq!(m.dims, vec![2]);
         let (ev, _) = m.covs.get(0).linalg_eigh("L");

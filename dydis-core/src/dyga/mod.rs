@@ -113,7 +113,13 @@ impl DygaConfig {
                 return bad(f, format!("{v} is not in [0, 1]"));
             }
         }
-        if !(self.psi >= 0.0 && self.reg >= 0.0 && self.tol >= 0.0 && self.min_size >= 0.0 && self.lambda >= 0.0 && self.tau > 0.0) {
+        if !(self.psi >= 0.0
+            && self.reg >= 0.0
+            && self.tol >= 0.0
+            && self.min_size >= 0.0
+            && self.lambda >= 0.0
+            && self.tau > 0.0)
+        {
             return bad("psi", "psi, reg, tol, min_size and lambda must be non-negative and tau positive".into());
         }
         if let CovModel::Hddc { fixed_dim: Some(d), .. } = self.model {
@@ -125,6 +131,11 @@ impl DygaConfig {
     }
 
     pub fn em_options(&self) -> EmOptions {
-        EmOptions { max_iter: self.max_iter, tol: (self.tol > 0.0).then_some(self.tol), reg: self.reg, model: self.model.clone() }
+        EmOptions {
+            max_iter: self.max_iter,
+            tol: (self.tol > 0.0).then_some(self.tol),
+            reg: self.reg,
+            model: self.model.clone(),
+        }
     }
 }

@@ -29,7 +29,14 @@ pub struct DownstreamResult {
 
 /// Run the task. Sampling follows the released code's order: one stream, train then test for each size in the
 /// given order (10,000, 1,000, 100 by default); draws are uniform over the grid, with replacement.
-pub fn downstream(codes: &Codes, space: &FactorSpace, sizes: &[usize], num_test: usize, gbt: &GbtConfig, seed: u64) -> Result<DownstreamResult> {
+pub fn downstream(
+    codes: &Codes,
+    space: &FactorSpace,
+    sizes: &[usize],
+    num_test: usize,
+    gbt: &GbtConfig,
+    seed: u64,
+) -> Result<DownstreamResult> {
     if sizes.is_empty() || sizes.contains(&0) || num_test == 0 {
         return Err(Error::config("downstream", "needs at least one training size, all positive, and a test size"));
     }
@@ -41,7 +48,11 @@ pub fn downstream(codes: &Codes, space: &FactorSpace, sizes: &[usize], num_test:
         let (c, f) = sample(codes, space, n, &mut s)?;
         let (ct, ft) = sample(codes, space, num_test, &mut s)?;
         let (x, xt) = (rows(&c), rows(&ct));
-        let acc: Vec<f64> = boosters(&x, codes.dims, &f, gbt)?.iter().zip(&ft).map(|(b, fk)| b.accuracy(&xt, &labels(fk))).collect::<Result<_>>()?;
+        let acc: Vec<f64> = boosters(&x, codes.dims, &f, gbt)?
+            .iter()
+            .zip(&ft)
+            .map(|(b, fk)| b.accuracy(&xt, &labels(fk)))
+            .collect::<Result<_>>()?;
         let mean = acc.iter().sum::<f64>() / acc.len() as f64;
         out.push(SizeResult {
             num_train: n,
@@ -51,7 +62,11 @@ pub fn downstream(codes: &Codes, space: &FactorSpace, sizes: &[usize], num_test:
         });
     }
     let largest = out.iter().max_by_key(|r| r.num_train).unwrap();
-    let ratios = out.iter().filter(|r| r.num_train != largest.num_train).map(|r| (r.num_train, r.mean_test_accuracy / largest.mean_test_accuracy)).collect();
+    let ratios = out
+        .iter()
+        .filter(|r| r.num_train != largest.num_train)
+        .map(|r| (r.num_train, r.mean_test_accuracy / largest.mean_test_accuracy))
+        .collect();
     Ok(DownstreamResult { sizes: out, ratios, num_test, seconds: t0.elapsed().as_secs_f64() })
 }
 
@@ -60,7 +75,8 @@ impl DownstreamResult {
         let mut headers = vec!["training samples".to_string()];
         headers.extend(self.sizes[0].per_factor.iter().map(|p| p.0.clone()));
         headers.push("mean".into());
-        let mut t = Table::new(headers).with_title(format!("downstream test accuracy ({} test samples per size)", self.num_test));
+        let mut t = Table::new(headers)
+            .with_title(format!("downstream test accuracy ({} test samples per size)", self.num_test));
         for r in &self.sizes {
             let mut row = vec![r.num_train.to_string()];
             row.extend(r.per_factor.iter().map(|p| format!("{:.3}", p.1)));
@@ -82,7 +98,11 @@ impl DownstreamResult {
     /// Test accuracy per factor, one bar per training size.
     pub fn plot(&self) -> Result<crate::display::Svg> {
         let cats: Vec<String> = self.sizes[0].per_factor.iter().map(|p| p.0.clone()).collect();
-        let series: Vec<(String, Vec<f64>)> = self.sizes.iter().map(|s| (format!("{} samples", s.num_train), s.per_factor.iter().map(|p| p.1).collect())).collect();
+        let series: Vec<(String, Vec<f64>)> = self
+            .sizes
+            .iter()
+            .map(|s| (format!("{} samples", s.num_train), s.per_factor.iter().map(|p| p.1).collect()))
+            .collect();
         crate::display::bar_chart("downstream test accuracy per factor", "accuracy", &cats, &series)
     }
 

@@ -28,7 +28,10 @@ impl FeatureNet {
                     .into(),
             });
         }
-        let module = CModule::load_on_device(path, device).map_err(|e| Error::File { path: path.into(), message: format!("not a loadable TorchScript module: {e}") })?;
+        let module = CModule::load_on_device(path, device).map_err(|e| Error::File {
+            path: path.into(),
+            message: format!("not a loadable TorchScript module: {e}"),
+        })?;
         Ok(FeatureNet { module, device, size: 299 })
     }
 
@@ -39,10 +42,18 @@ impl FeatureNet {
             return Err(Error::Shape { got: s, expected: "[B, 3, H, W] images".into() });
         }
         let x = ((images.to_device(self.device).to_kind(Kind::Float) + 1.0) / 2.0).clamp(0.0, 1.0);
-        let x = if s[2] != self.size || s[3] != self.size { x.upsample_bilinear2d([self.size, self.size], false, None, None) } else { x };
+        let x = if s[2] != self.size || s[3] != self.size {
+            x.upsample_bilinear2d([self.size, self.size], false, None, None)
+        } else {
+            x
+        };
         let x = (x * (0.9921875 + 1.0) - 1.0).clamp(-1.0, 0.9921875);
         let f = tch::no_grad(|| self.module.forward_ts(&[x])).map_err(Error::Torch)?;
-        let f = if f.dim() > 2 { f.mean_dim((2..f.dim() as i64).collect::<Vec<_>>().as_slice(), false, Kind::Float) } else { f };
+        let f = if f.dim() > 2 {
+            f.mean_dim((2..f.dim() as i64).collect::<Vec<_>>().as_slice(), false, Kind::Float)
+        } else {
+            f
+        };
         if f.dim() != 2 {
             return Err(Error::Shape { got: f.size(), expected: "[B, F] features from the network".into() });
         }
@@ -60,7 +71,8 @@ pub struct Gaussian {
 
 impl Gaussian {
     pub fn of(features: &Tensor) -> Result<Self> {
-        let (n, _) = features.size2().map_err(|_| Error::Shape { got: features.size(), expected: "[n, F] features".into() })?;
+        let (n, _) =
+            features.size2().map_err(|_| Error::Shape { got: features.size(), expected: "[n, F] features".into() })?;
         if n < 2 {
             return Err(Error::config("fid", format!("{n} samples: a covariance needs at least 2")));
         }
@@ -85,12 +97,16 @@ fn sqrt_psd(a: &Tensor) -> Tensor {
 /// symmetric form with the same eigenvalues (stable where scipy's `sqrtm` of the product can go complex).
 pub fn frechet_distance(a: &Gaussian, b: &Gaussian) -> Result<f64> {
     if a.mu.size() != b.mu.size() {
-        return Err(Error::Shape { got: b.mu.size(), expected: format!("features of the same size as {:?}", a.mu.size()) });
+        return Err(Error::Shape {
+            got: b.mu.size(),
+            expected: format!("features of the same size as {:?}", a.mu.size()),
+        });
     }
     let d = (&a.mu - &b.mu).square().sum(Kind::Double).double_value(&[]);
     let s1 = sqrt_psd(&a.sigma);
     let m = s1.matmul(&b.sigma).matmul(&s1);
-    let tr_sqrt = ((&m + m.transpose(0, 1)) / 2.0).linalg_eigvalsh("L").clamp_min(0.0).sqrt().sum(Kind::Double).double_value(&[]);
+    let tr_sqrt =
+        ((&m + m.transpose(0, 1)) / 2.0).linalg_eigvalsh("L").clamp_min(0.0).sqrt().sum(Kind::Double).double_value(&[]);
     let fid = d + a.sigma.trace().double_value(&[]) + b.sigma.trace().double_value(&[]) - 2.0 * tr_sqrt;
     Ok(fid.max(0.0))
 }

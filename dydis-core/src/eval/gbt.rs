@@ -50,7 +50,10 @@ impl GbtConfig {
             return Err(Error::config("gbt.n_estimators", "must be at least 1"));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(Error::config("gbt.learning_rate", format!("must be a positive number, got {}", self.learning_rate)));
+            return Err(Error::config(
+                "gbt.learning_rate",
+                format!("must be a positive number, got {}", self.learning_rate),
+            ));
         }
         if self.max_depth == 0 {
             return Err(Error::config("gbt.max_depth", "must be at least 1"));
@@ -97,7 +100,10 @@ impl Tree {
         for n in &self.nodes {
             if let Some(f) = n.feature {
                 let (l, r) = (&self.nodes[n.left], &self.nodes[n.right]);
-                imp[f] += (n.n_samples as f64 * n.impurity - l.n_samples as f64 * l.impurity - r.n_samples as f64 * r.impurity) / root;
+                imp[f] += (n.n_samples as f64 * n.impurity
+                    - l.n_samples as f64 * l.impurity
+                    - r.n_samples as f64 * r.impurity)
+                    / root;
             }
         }
         imp
@@ -126,7 +132,10 @@ fn checked_rows(x: &[f64], n_features: usize, what: &str) -> Result<usize> {
         return Err(Error::config(what, format!("{} values do not form rows of {n_features} features", x.len())));
     }
     if let Some(p) = x.iter().position(|v| !v.is_finite()) {
-        return Err(Error::config(what, format!("row {} feature {} is {} (features must be finite)", p / n_features, p % n_features, x[p])));
+        return Err(Error::config(
+            what,
+            format!("row {} feature {} is {} (features must be finite)", p / n_features, p % n_features, x[p]),
+        ));
     }
     Ok(x.len() / n_features)
 }
@@ -203,7 +212,8 @@ impl Grower<'_> {
             }
             // best[j][f] = (proxy, threshold) of feature f in open node j.
             let mut best = vec![vec![(f64::NEG_INFINITY, 0.0); nf]; open.len()];
-            let init = Scan { n_left: 0, s_left: 0.0, last: f64::NEG_INFINITY, best: f64::NEG_INFINITY, threshold: 0.0 };
+            let init =
+                Scan { n_left: 0, s_left: 0.0, last: f64::NEG_INFINITY, best: f64::NEG_INFINITY, threshold: 0.0 };
             for f in 0..nf {
                 let col = &self.cols[f];
                 let mut st = vec![init.clone(); open.len()];
@@ -247,8 +257,24 @@ impl Grower<'_> {
                 if let Some((f, _, t)) = choice {
                     let depth = nodes[m].depth + 1;
                     let l = nodes.len();
-                    nodes.push(Grow { n: 0, sum: 0.0, sumsq: 0.0, depth, feature: None, threshold: 0.0, children: None });
-                    nodes.push(Grow { n: 0, sum: 0.0, sumsq: 0.0, depth, feature: None, threshold: 0.0, children: None });
+                    nodes.push(Grow {
+                        n: 0,
+                        sum: 0.0,
+                        sumsq: 0.0,
+                        depth,
+                        feature: None,
+                        threshold: 0.0,
+                        children: None,
+                    });
+                    nodes.push(Grow {
+                        n: 0,
+                        sum: 0.0,
+                        sumsq: 0.0,
+                        depth,
+                        feature: None,
+                        threshold: 0.0,
+                        children: None,
+                    });
                     nodes[m].feature = Some(f);
                     nodes[m].threshold = t;
                     nodes[m].children = Some((l, l + 1));
@@ -286,7 +312,15 @@ impl Grower<'_> {
         for &m in &order_ids {
             let g = &nodes[m];
             let (left, right) = g.children.map(|(l, rr)| (pre[l], pre[rr])).unwrap_or((usize::MAX, usize::MAX));
-            out.push(Node { feature: g.feature, threshold: g.threshold, left, right, value: g.sum / g.n as f64, impurity: g.impurity(), n_samples: g.n });
+            out.push(Node {
+                feature: g.feature,
+                threshold: g.threshold,
+                left,
+                right,
+                value: g.sum / g.n as f64,
+                impurity: g.impurity(),
+                n_samples: g.n,
+            });
         }
         let leaves = node_of.iter().map(|&m| pre[m]).collect();
         (Tree { nodes: out }, leaves)
@@ -310,7 +344,15 @@ impl Booster {
         let nc = classes.len();
         let yi: Vec<usize> = y.iter().map(|v| classes.binary_search(v).unwrap()).collect();
         if nc == 1 {
-            return Ok(Booster { classes, n_features, learning_rate: cfg.learning_rate, init: vec![], stages: vec![], train_loss: vec![0.0; cfg.n_estimators], feature_importances: vec![0.0; n_features] });
+            return Ok(Booster {
+                classes,
+                n_features,
+                learning_rate: cfg.learning_rate,
+                init: vec![],
+                stages: vec![],
+                train_loss: vec![0.0; cfg.n_estimators],
+                feature_importances: vec![0.0; n_features],
+            });
         }
         let k = if nc == 2 { 1 } else { nc };
         let mut counts = vec![0usize; nc];
@@ -386,7 +428,15 @@ impl Booster {
         if total > 0.0 {
             imp.iter_mut().for_each(|v| *v /= total);
         }
-        Ok(Booster { classes, n_features, learning_rate: cfg.learning_rate, init, stages, train_loss, feature_importances: imp })
+        Ok(Booster {
+            classes,
+            n_features,
+            learning_rate: cfg.learning_rate,
+            init,
+            stages,
+            train_loss,
+            feature_importances: imp,
+        })
     }
 
     fn loss(raw: &[f64], y: &[usize], k: usize) -> f64 {
@@ -416,8 +466,7 @@ impl Booster {
         checked_rows(x, self.n_features, "gbt features")?;
         let k = self.outputs();
         let upto = stages.unwrap_or(self.stages.len()).min(self.stages.len());
-        Ok(x
-            .par_chunks(self.n_features)
+        Ok(x.par_chunks(self.n_features)
             .flat_map_iter(|row| {
                 let row: Vec<f32> = row.iter().map(|v| *v as f32).collect();
                 let mut out = self.init.clone();
@@ -440,7 +489,11 @@ impl Booster {
             return Ok(vec![1.0; n]);
         }
         let raw = self.decision_function(x, None)?;
-        Ok(if nc == 2 { raw.iter().flat_map(|&f| [1.0 - sigmoid(f), sigmoid(f)]).collect() } else { softmax_rows(&raw, nc) })
+        Ok(if nc == 2 {
+            raw.iter().flat_map(|&f| [1.0 - sigmoid(f), sigmoid(f)]).collect()
+        } else {
+            softmax_rows(&raw, nc)
+        })
     }
 
     /// Predicted labels (binary: class 1 when the log-odds are ≥ 0; otherwise the first most probable class).

@@ -23,11 +23,18 @@ pub struct LinearSvc1d {
 fn svm_binary(x: &[f64], pos: &[bool], cp: f64, cn: f64) -> (f64, f64) {
     let obj = |w: f64, b: f64| {
         0.5 * (w * w + b * b)
-            + x.iter().zip(pos).map(|(&xi, &p)| {
-                let (y, c) = if p { (1.0, cp) } else { (-1.0, cn) };
-                let m = 1.0 - y * (w * xi + b);
-                if m > 0.0 { c * m * m } else { 0.0 }
-            }).sum::<f64>()
+            + x.iter()
+                .zip(pos)
+                .map(|(&xi, &p)| {
+                    let (y, c) = if p { (1.0, cp) } else { (-1.0, cn) };
+                    let m = 1.0 - y * (w * xi + b);
+                    if m > 0.0 {
+                        c * m * m
+                    } else {
+                        0.0
+                    }
+                })
+                .sum::<f64>()
     };
     let (mut w, mut b) = (0.0, 0.0);
     let mut f = obj(w, b);
@@ -261,12 +268,26 @@ impl LogReg {
     /// Fit on row-major `x` (`dims` per row). `c`: inverse regularisation strength (`None`: no penalty);
     /// `weights`: per-sample weights (`None`: all 1); `max_iter` and `tol` (largest gradient entry) as scikit-learn's
     /// (100 and 1e-4 by default there).
-    pub fn fit(x: &[f64], dims: usize, y: &[i64], c: Option<f64>, weights: Option<&[f64]>, max_iter: usize, tol: f64) -> Result<Self> {
+    pub fn fit(
+        x: &[f64],
+        dims: usize,
+        y: &[i64],
+        c: Option<f64>,
+        weights: Option<&[f64]>,
+        max_iter: usize,
+        tol: f64,
+    ) -> Result<Self> {
         if dims == 0 || x.len() != y.len() * dims || y.is_empty() {
-            return Err(Error::config("logistic regression", format!("{} values do not form {} rows of {dims}", x.len(), y.len())));
+            return Err(Error::config(
+                "logistic regression",
+                format!("{} values do not form {} rows of {dims}", x.len(), y.len()),
+            ));
         }
         if let Some(p) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::config("logistic regression", format!("row {} feature {} is not finite", p / dims, p % dims)));
+            return Err(Error::config(
+                "logistic regression",
+                format!("row {} feature {} is not finite", p / dims, p % dims),
+            ));
         }
         let classes = sorted_classes(y);
         if classes.len() < 2 {

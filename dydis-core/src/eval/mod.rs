@@ -12,8 +12,8 @@ pub mod metrics;
 pub mod report;
 pub mod represent;
 
-pub use gbt::{Booster, GbtConfig};
 pub use downstream::{downstream, DownstreamResult};
+pub use gbt::{Booster, GbtConfig};
 pub use metrics::*;
 pub use report::{compare, evaluate, paper_results, EvalConfig, Report};
 
@@ -47,10 +47,13 @@ pub(crate) fn softmax_rows(raw: &[f64], k: usize) -> Vec<f64> {
     let mut p = raw.to_vec();
     for row in p.chunks_mut(k) {
         let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let s: f64 = row.iter_mut().map(|v| {
-            *v = (*v - m).exp();
-            *v
-        }).sum();
+        let s: f64 = row
+            .iter_mut()
+            .map(|v| {
+                *v = (*v - m).exp();
+                *v
+            })
+            .sum();
         row.iter_mut().for_each(|v| *v /= s);
     }
     p
@@ -71,12 +74,16 @@ impl Codes {
     pub fn from_tensor(t: &Tensor, space: &FactorSpace) -> Result<Self> {
         let (n, d) = t.size2().map_err(|_| Error::Shape { got: t.size(), expected: "[n, N] codes".into() })?;
         if n as usize != space.len() {
-            return Err(Error::Shape { got: t.size(), expected: format!("one code per grid index ({} rows)", space.len()) });
+            return Err(Error::Shape {
+                got: t.size(),
+                expected: format!("one code per grid index ({} rows)", space.len()),
+            });
         }
         if t.isfinite().all().int64_value(&[]) == 0 {
             return Err(Error::config("codes", "contain NaN or infinite values"));
         }
-        let values: Vec<f64> = Vec::try_from(t.to_kind(Kind::Double).to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
+        let values: Vec<f64> =
+            Vec::try_from(t.to_kind(Kind::Double).to_device(tch::Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
         Ok(Codes { values, dims: d as usize })
     }
 
@@ -89,7 +96,9 @@ impl Codes {
 /// each unit (centred, not whitened; the component's sign is arbitrary). NaN features become 0 first, as in the
 /// released evaluation.
 pub fn pca_codes(latents: &Tensor) -> Result<Tensor> {
-    let (_, units, d) = latents.size3().map_err(|_| Error::Shape { got: latents.size(), expected: "[n, N, D] unit features".into() })?;
+    let (_, units, d) = latents
+        .size3()
+        .map_err(|_| Error::Shape { got: latents.size(), expected: "[n, N, D] unit features".into() })?;
     let x = latents.to_kind(Kind::Double).nan_to_num(0.0, 0.0, 0.0);
     let mut out = Vec::new();
     for u in 0..units {

@@ -31,7 +31,8 @@ pub struct EvalConfig {
 }
 
 impl EvalConfig {
-    pub const ALL: [&'static str; 9] = ["factorvae", "betavae", "dci", "mig", "sap", "modularity", "infomec", "downstream", "pca"];
+    pub const ALL: [&'static str; 9] =
+        ["factorvae", "betavae", "dci", "mig", "sap", "modularity", "infomec", "downstream", "pca"];
 
     pub fn paper() -> Self {
         EvalConfig {
@@ -50,17 +51,29 @@ impl EvalConfig {
     }
 
     pub fn quick() -> Self {
-        EvalConfig { num_train: 1_000, num_test: 500, factor_vae_variance_samples: 1_000, downstream_sizes: vec![1_000, 100], ..Self::paper() }
+        EvalConfig {
+            num_train: 1_000,
+            num_test: 500,
+            factor_vae_variance_samples: 1_000,
+            downstream_sizes: vec![1_000, 100],
+            ..Self::paper()
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
         for m in &self.metrics {
             if !Self::ALL[..8].contains(&m.as_str()) {
-                return Err(Error::config("metrics", format!("unknown metric '{m}' (known: {})", Self::ALL[..8].join(", "))));
+                return Err(Error::config(
+                    "metrics",
+                    format!("unknown metric '{m}' (known: {})", Self::ALL[..8].join(", ")),
+                ));
             }
         }
         if self.num_train < 2 || self.num_test < 1 || self.factor_vae_batch < 2 || self.bins < 2 {
-            return Err(Error::config("eval", "num_train ≥ 2, num_test ≥ 1, factor_vae_batch ≥ 2 and bins ≥ 2 are needed"));
+            return Err(Error::config(
+                "eval",
+                "num_train ≥ 2, num_test ≥ 1, factor_vae_batch ≥ 2 and bins ≥ 2 are needed",
+            ));
         }
         self.gbt.validate()
     }
@@ -89,7 +102,14 @@ fn json<T: Serialize>(v: &T) -> serde_json::Value {
 }
 
 /// Run the configured metrics on codes over a factor grid.
-pub fn evaluate(codes: &Codes, space: &FactorSpace, cfg: &EvalConfig, source: &str, dataset: &str, representation: &str) -> Result<Report> {
+pub fn evaluate(
+    codes: &Codes,
+    space: &FactorSpace,
+    cfg: &EvalConfig,
+    source: &str,
+    dataset: &str,
+    representation: &str,
+) -> Result<Report> {
     cfg.validate()?;
     let mut r = Report {
         source: source.into(),
@@ -215,7 +235,8 @@ fn ordered_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<String> {
 
 impl Report {
     pub fn table(&self) -> Table {
-        let mut t = Table::new(["metric", "score", "seconds"]).with_title(format!("{} on {} ({})", self.source, self.dataset, self.representation));
+        let mut t = Table::new(["metric", "score", "seconds"])
+            .with_title(format!("{} on {} ({})", self.source, self.dataset, self.representation));
         for k in ordered_keys(self.scores.keys()) {
             let metric = match k.as_str() {
                 "explicitness" => "modularity",
@@ -230,24 +251,38 @@ impl Report {
 
     /// Markdown: the scores, then the parameters.
     pub fn markdown(&self) -> String {
-        let mut s = format!("# Evaluation: {} on {}\n\nRepresentation: {}. dydis {}.\n\n| metric | score |\n|---|---|\n", self.source, self.dataset, self.representation, self.dydis_version);
+        let mut s = format!(
+            "# Evaluation: {} on {}\n\nRepresentation: {}. dydis {}.\n\n| metric | score |\n|---|---|\n",
+            self.source, self.dataset, self.representation, self.dydis_version
+        );
         for k in ordered_keys(self.scores.keys()) {
             s += &format!("| {} | {:.4} |\n", label(&k), self.scores[&k]);
         }
-        s += &format!("\nParameters: `{}`\n\nSeconds per metric: `{}`\n", serde_json::to_string(&self.config).unwrap_or_default(), serde_json::to_string(&self.seconds).unwrap_or_default());
+        s += &format!(
+            "\nParameters: `{}`\n\nSeconds per metric: `{}`\n",
+            serde_json::to_string(&self.config).unwrap_or_default(),
+            serde_json::to_string(&self.seconds).unwrap_or_default()
+        );
         s
     }
 
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::File { path: path.into(), message: format!("not an evaluation report: {e}") })
+        serde_json::from_str(&text)
+            .map_err(|e| Error::File { path: path.into(), message: format!("not an evaluation report: {e}") })
     }
 
     /// Write `report.json`, `report.md` and `report.html` into `dir` (each atomically).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(self).map_err(|e| Error::config("report", e.to_string()))?.as_bytes())?;
+        write_atomic(
+            &dir.join("report.json"),
+            serde_json::to_string_pretty(self).map_err(|e| Error::config("report", e.to_string()))?.as_bytes(),
+        )?;
         write_atomic(&dir.join("report.md"), self.markdown().as_bytes())?;
-        let html = format!("<!doctype html><meta charset=utf-8><title>dydis evaluation</title>{}", crate::display::Show::to_html(&self.table()));
+        let html = format!(
+            "<!doctype html><meta charset=utf-8><title>dydis evaluation</title>{}",
+            crate::display::Show::to_html(&self.table())
+        );
         write_atomic(&dir.join("report.html"), html.as_bytes())
     }
 }
@@ -279,7 +314,8 @@ pub fn paper_results() -> Vec<PaperRow> {
 /// (`shapes3d`, `mpi3d`, `cars3d`, `celeba`) as extra columns.
 pub fn compare(reports: &[(String, Report)], paper_dataset: Option<&str>) -> Table {
     let keys = ordered_keys(reports.iter().flat_map(|(_, r)| r.scores.keys()));
-    let paper: Vec<PaperRow> = paper_dataset.map(|d| paper_results().into_iter().filter(|r| r.dataset == d).collect()).unwrap_or_default();
+    let paper: Vec<PaperRow> =
+        paper_dataset.map(|d| paper_results().into_iter().filter(|r| r.dataset == d).collect()).unwrap_or_default();
     let mut methods: Vec<(String, String)> = Vec::new();
     for r in &paper {
         let m = (r.table.clone(), r.method.clone());
@@ -294,7 +330,13 @@ pub fn compare(reports: &[(String, Report)], paper_dataset: Option<&str>) -> Tab
     for k in &keys {
         let mut row = vec![label(k)];
         row.extend(reports.iter().map(|(_, r)| r.scores.get(k).map(|v| format!("{v:.3}")).unwrap_or_default()));
-        row.extend(methods.iter().map(|(tb, m)| paper.iter().find(|p| &p.table == tb && &p.method == m && &p.metric == k).map(|p| format!("{:.3}±{:.3}", p.mean, p.std)).unwrap_or_default()));
+        row.extend(methods.iter().map(|(tb, m)| {
+            paper
+                .iter()
+                .find(|p| &p.table == tb && &p.method == m && &p.metric == k)
+                .map(|p| format!("{:.3}±{:.3}", p.mean, p.std))
+                .unwrap_or_default()
+        }));
         t.push_row(row);
     }
     t

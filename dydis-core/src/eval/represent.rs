@@ -22,16 +22,22 @@ pub fn extract(ldm: &Ldm, source: &dyn ImageSource, indices: &[usize], batch: us
     let parts: Vec<Tensor> = units
         .split(batch.max(1) as i64, 0)
         .iter()
-        .map(|u| Ok(tch::no_grad(|| ldm.condition_with_stats(&u.to_device(ldm.device), false))?.0.to_device(Device::Cpu)))
+        .map(|u| {
+            Ok(tch::no_grad(|| ldm.condition_with_stats(&u.to_device(ldm.device), false))?.0.to_device(Device::Cpu))
+        })
         .collect::<Result<_>>()?;
     Ok(Tensor::cat(&parts, 0))
 }
 
 /// Write `[n, N, D]` features as `latents` (float32) in a compressed `.npz`, atomically.
 pub fn save_npz(path: &Path, latents: &Tensor) -> Result<()> {
-    let (n, u, d) = latents.size3().map_err(|_| Error::Shape { got: latents.size(), expected: "[n, N, D] unit features".into() })?;
-    let v: Vec<f32> = Vec::try_from(latents.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
-    let a = Array3::from_shape_vec((n as usize, u as usize, d as usize), v).map_err(|e| Error::config("latents", e.to_string()))?;
+    let (n, u, d) = latents
+        .size3()
+        .map_err(|_| Error::Shape { got: latents.size(), expected: "[n, N, D] unit features".into() })?;
+    let v: Vec<f32> =
+        Vec::try_from(latents.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1)).map_err(Error::Torch)?;
+    let a = Array3::from_shape_vec((n as usize, u as usize, d as usize), v)
+        .map_err(|e| Error::config("latents", e.to_string()))?;
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut w = ndarray_npy::NpzWriter::new_compressed(&mut buf);
@@ -45,13 +51,25 @@ pub fn save_npz(path: &Path, latents: &Tensor) -> Result<()> {
 pub fn load_npz(path: &Path) -> Result<Tensor> {
     let mut z = Npz::open(path)?;
     if !z.names().iter().any(|k| k == "latents") {
-        return Err(Error::File { path: path.to_path_buf(), message: format!("no key 'latents' (keys: {})", z.names().join(", ")) });
+        return Err(Error::File {
+            path: path.to_path_buf(),
+            message: format!("no key 'latents' (keys: {})", z.names().join(", ")),
+        });
     }
     let t = match z.array::<f32, ndarray::Ix3>("latents") {
-        Ok(a) => Tensor::from_slice(a.as_standard_layout().as_slice().unwrap()).view([a.shape()[0] as i64, a.shape()[1] as i64, a.shape()[2] as i64]),
+        Ok(a) => Tensor::from_slice(a.as_standard_layout().as_slice().unwrap()).view([
+            a.shape()[0] as i64,
+            a.shape()[1] as i64,
+            a.shape()[2] as i64,
+        ]),
         Err(_) => {
-            let a = z.array::<f64, ndarray::Ix3>("latents").map_err(|e| Error::File { path: path.to_path_buf(), message: format!("'latents' is not a 3-D float array: {e}") })?;
-            Tensor::from_slice(a.as_standard_layout().as_slice().unwrap()).view([a.shape()[0] as i64, a.shape()[1] as i64, a.shape()[2] as i64]).to_kind(Kind::Float)
+            let a = z.array::<f64, ndarray::Ix3>("latents").map_err(|e| Error::File {
+                path: path.to_path_buf(),
+                message: format!("'latents' is not a 3-D float array: {e}"),
+            })?;
+            Tensor::from_slice(a.as_standard_layout().as_slice().unwrap())
+                .view([a.shape()[0] as i64, a.shape()[1] as i64, a.shape()[2] as i64])
+                .to_kind(Kind::Float)
         }
     };
     Ok(t)

@@ -131,11 +131,21 @@ pub struct SpatialTransformer {
 }
 
 impl SpatialTransformer {
-    pub fn new(p: nn::Path, channels: i64, context_dim: i64, heads: i64, depth: usize, groups: i64, layer: usize) -> Self {
+    pub fn new(
+        p: nn::Path,
+        channels: i64,
+        context_dim: i64,
+        heads: i64,
+        depth: usize,
+        groups: i64,
+        layer: usize,
+    ) -> Self {
         SpatialTransformer {
             norm: group_norm(&p / "norm", groups, channels, 1e-6),
             proj_in: conv(&p / "proj_in", channels, channels, 1, 1, 0),
-            blocks: (0..depth).map(|i| TransformerBlock::new(&p / "blocks" / i, channels, context_dim, heads)).collect(),
+            blocks: (0..depth)
+                .map(|i| TransformerBlock::new(&p / "blocks" / i, channels, context_dim, heads))
+                .collect(),
             proj_out: zero_conv(&p / "proj_out", channels, channels, 1, 0),
             layer,
         }

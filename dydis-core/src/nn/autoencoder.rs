@@ -29,7 +29,17 @@ pub struct VqConfig {
 impl Default for VqConfig {
     /// The paper's VQ-f4 (§2.1).
     fn default() -> Self {
-        VqConfig { ch: 32, ch_mult: vec![1, 2, 4], num_res_blocks: 2, n_embed: 2048, embed_dim: 3, beta: 0.25, norm_groups: 32, disc_layers: 3, disc_ndf: 64 }
+        VqConfig {
+            ch: 32,
+            ch_mult: vec![1, 2, 4],
+            num_res_blocks: 2,
+            n_embed: 2048,
+            embed_dim: 3,
+            beta: 0.25,
+            norm_groups: 32,
+            disc_layers: 3,
+            disc_ndf: 64,
+        }
     }
 }
 
@@ -45,15 +55,24 @@ impl VqConfig {
             return Err(Error::config("first_stage.num_res_blocks", "must be at least 1"));
         }
         if image_size % self.factor() != 0 {
-            return Err(Error::config("first_stage.ch_mult", format!("image size {image_size} is not divisible by the downsampling factor {}", self.factor())));
+            return Err(Error::config(
+                "first_stage.ch_mult",
+                format!("image size {image_size} is not divisible by the downsampling factor {}", self.factor()),
+            ));
         }
         if self.n_embed < 2 || self.embed_dim < 1 {
-            return Err(Error::config("first_stage.n_embed", "the codebook needs at least 2 entries of dimension >= 1"));
+            return Err(Error::config(
+                "first_stage.n_embed",
+                "the codebook needs at least 2 entries of dimension >= 1",
+            ));
         }
         let chans: Vec<i64> = self.ch_mult.iter().map(|m| m * self.ch).collect();
         check_groups("first_stage.norm_groups", self.norm_groups, &chans)?;
         if self.disc_layers == 0 || self.disc_ndf <= 0 {
-            return Err(Error::config("first_stage.disc_layers", "the discriminator needs at least one layer and positive width"));
+            return Err(Error::config(
+                "first_stage.disc_layers",
+                "the discriminator needs at least one layer and positive width",
+            ));
         }
         Ok(())
     }
@@ -132,7 +151,8 @@ impl AttnBlock {
         let n = x.apply(&self.norm);
         let tok = |t: Tensor| t.view([b, 1, c, h * w]).transpose(-1, -2);
         let (q, k, v) = (tok(n.apply(&self.q)), tok(n.apply(&self.k)), tok(n.apply(&self.v)));
-        let o = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, false, (c as f64).powf(-0.5), false);
+        let o =
+            Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, false, (c as f64).powf(-0.5), false);
         x + o.transpose(-1, -2).contiguous().view([b, c, h, w]).apply(&self.proj)
     }
 }
@@ -166,7 +186,11 @@ impl Encoder {
         Encoder {
             conv_in: conv(&p / "conv_in", 3, c.ch, 3, 1, 1),
             levels,
-            mid: (ResnetBlock::new(&p / "mid" / "block_1", ch, ch, g), AttnBlock::new(&p / "mid" / "attn_1", ch, g), ResnetBlock::new(&p / "mid" / "block_2", ch, ch, g)),
+            mid: (
+                ResnetBlock::new(&p / "mid" / "block_1", ch, ch, g),
+                AttnBlock::new(&p / "mid" / "attn_1", ch, g),
+                ResnetBlock::new(&p / "mid" / "block_2", ch, ch, g),
+            ),
             norm_out: group_norm(&p / "norm_out", g, ch, 1e-6),
             conv_out: conv(&p / "conv_out", ch, c.embed_dim, 3, 1, 1),
         }
@@ -202,7 +226,11 @@ impl Decoder {
         let g = c.norm_groups;
         let mut ch = c.ch * c.ch_mult.last().unwrap();
         let conv_in = conv(&p / "conv_in", c.embed_dim, ch, 3, 1, 1);
-        let mid = (ResnetBlock::new(&p / "mid" / "block_1", ch, ch, g), AttnBlock::new(&p / "mid" / "attn_1", ch, g), ResnetBlock::new(&p / "mid" / "block_2", ch, ch, g));
+        let mid = (
+            ResnetBlock::new(&p / "mid" / "block_1", ch, ch, g),
+            AttnBlock::new(&p / "mid" / "attn_1", ch, g),
+            ResnetBlock::new(&p / "mid" / "block_2", ch, ch, g),
+        );
         let mut levels = Vec::new();
         for (l, &m) in c.ch_mult.iter().enumerate().rev() {
             let lp = &p / "up" / l;
@@ -216,7 +244,13 @@ impl Decoder {
             let up = (l > 0).then(|| conv(&lp / "upsample", ch, ch, 3, 1, 1));
             levels.push((blocks, up));
         }
-        Decoder { conv_in, mid, levels, norm_out: group_norm(&p / "norm_out", g, ch, 1e-6), conv_out: conv(&p / "conv_out", ch, 3, 3, 1, 1) }
+        Decoder {
+            conv_in,
+            mid,
+            levels,
+            norm_out: group_norm(&p / "norm_out", g, ch, 1e-6),
+            conv_out: conv(&p / "conv_out", ch, 3, 3, 1, 1),
+        }
     }
     fn forward(&self, z: &Tensor) -> Tensor {
         let mut h = z.apply(&self.conv_in);
@@ -278,11 +312,13 @@ impl VqAutoencoder {
     pub fn quantize(&self, z: &Tensor) -> Quantized {
         let (b, c, h, w) = z.size4().unwrap();
         let flat = z.permute([0, 2, 3, 1]).reshape([-1, c]);
-        let d = flat.square().sum_dim_intlist(1, true, Kind::Float) + self.codebook.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0)
+        let d = flat.square().sum_dim_intlist(1, true, Kind::Float)
+            + self.codebook.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0)
             - flat.matmul(&self.codebook.tr()) * 2.0;
         let idx = d.argmin(1, false);
         let zq = self.codebook.index_select(0, &idx).view([b, h, w, c]).permute([0, 3, 1, 2]);
-        let loss = (zq.detach() - z).square().mean(Kind::Float) + (&zq - z.detach()).square().mean(Kind::Float) * self.beta;
+        let loss =
+            (zq.detach() - z).square().mean(Kind::Float) + (&zq - z.detach()).square().mean(Kind::Float) * self.beta;
         let z_q = z + (&zq - z).detach();
         Quantized { z_q, loss, indices: idx.view([b, h, w]) }
     }
@@ -319,10 +355,20 @@ impl Discriminator {
     pub fn new(p: &nn::Path, layers: usize, ndf: i64) -> Self {
         let normal = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
         let cv = |i: usize, cin: i64, cout: i64, stride: i64, bias: bool| {
-            nn::conv2d(p / "main" / i, cin, cout, 4, nn::ConvConfig { stride, padding: 1, bias, ws_init: normal, ..Default::default() })
+            nn::conv2d(
+                p / "main" / i,
+                cin,
+                cout,
+                4,
+                nn::ConvConfig { stride, padding: 1, bias, ws_init: normal, ..Default::default() },
+            )
         };
         let bn = |i: usize, c: i64| {
-            nn::batch_norm2d(p / "main" / i / "bn", c, nn::BatchNormConfig { ws_init: nn::Init::Randn { mean: 1.0, stdev: 0.02 }, ..Default::default() })
+            nn::batch_norm2d(
+                p / "main" / i / "bn",
+                c,
+                nn::BatchNormConfig { ws_init: nn::Init::Randn { mean: 1.0, stdev: 0.02 }, ..Default::default() },
+            )
         };
         let mut v = vec![(cv(0, 3, ndf, 2, true), None)];
         let mut mult = 1;

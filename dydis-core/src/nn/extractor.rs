@@ -29,7 +29,13 @@ impl Default for ExtractorConfig {
 
 impl ExtractorConfig {
     pub fn validate(&self, image_size: i64) -> Result<()> {
-        let pos = |name: &str, v: i64| if v > 0 { Ok(()) } else { Err(Error::config(format!("extractor.{name}"), format!("{v} must be positive"))) };
+        let pos = |name: &str, v: i64| {
+            if v > 0 {
+                Ok(())
+            } else {
+                Err(Error::config(format!("extractor.{name}"), format!("{v} must be positive")))
+            }
+        };
         pos("width", self.width)?;
         pos("units", self.units)?;
         pos("unit_dim", self.unit_dim)?;
@@ -37,7 +43,10 @@ impl ExtractorConfig {
             pos("fc/mlp", h)?;
         }
         if image_size < 16 || image_size % 16 != 0 {
-            return Err(Error::config("extractor", format!("the CNN halves the image four times: image size {image_size} must be a multiple of 16")));
+            return Err(Error::config(
+                "extractor",
+                format!("the CNN halves the image four times: image size {image_size} must be a multiple of 16"),
+            ));
         }
         Ok(())
     }
@@ -58,12 +67,24 @@ impl Extractor {
     pub fn new(p: &nn::Path, cfg: &ExtractorConfig, image_size: i64) -> Result<Self> {
         cfg.validate(image_size)?;
         let w = cfg.width;
-        let spec = [(3, w, 7, 1, 3), (w, 2 * w, 4, 2, 1), (2 * w, 4 * w, 4, 2, 1), (4 * w, 4 * w, 4, 2, 1), (4 * w, 4 * w, 4, 2, 1)];
+        let spec = [
+            (3, w, 7, 1, 3),
+            (w, 2 * w, 4, 2, 1),
+            (2 * w, 4 * w, 4, 2, 1),
+            (4 * w, 4 * w, 4, 2, 1),
+            (4 * w, 4 * w, 4, 2, 1),
+        ];
         let convs = spec
             .iter()
             .enumerate()
             .map(|(i, &(cin, cout, k, s, pad))| {
-                let c = nn::conv2d(p / "cnn" / i / "conv", cin, cout, k, nn::ConvConfig { stride: s, padding: pad, ..Default::default() });
+                let c = nn::conv2d(
+                    p / "cnn" / i / "conv",
+                    cin,
+                    cout,
+                    k,
+                    nn::ConvConfig { stride: s, padding: pad, ..Default::default() },
+                );
                 (c, nn::batch_norm2d(p / "cnn" / i / "bn", cout, Default::default()))
             })
             .collect();
@@ -119,4 +140,3 @@ impl ModuleT for Extractor {
         Extractor::forward_t(self, xs, train)
     }
 }
-

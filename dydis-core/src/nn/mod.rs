@@ -20,7 +20,9 @@ pub fn param_count(vs: &nn::VarStore, prefix: &str) -> i64 {
     vs.variables()
         .iter()
         .filter(|(name, _)| prefix.is_empty() || name.starts_with(prefix))
-        .filter(|(name, _)| !name.ends_with("running_mean") && !name.ends_with("running_var") && !name.ends_with("num_batches_tracked"))
+        .filter(|(name, _)| {
+            !name.ends_with("running_mean") && !name.ends_with("running_var") && !name.ends_with("num_batches_tracked")
+        })
         .map(|(_, t)| t.numel() as i64)
         .sum()
 }
@@ -41,7 +43,12 @@ pub(crate) fn zero_conv(p: nn::Path, cin: i64, cout: i64, k: i64, pad: i64) -> n
         cin,
         cout,
         k,
-        nn::ConvConfig { padding: pad, ws_init: nn::Init::Const(0.), bs_init: nn::Init::Const(0.), ..Default::default() },
+        nn::ConvConfig {
+            padding: pad,
+            ws_init: nn::Init::Const(0.),
+            bs_init: nn::Init::Const(0.),
+            ..Default::default()
+        },
     )
 }
 
@@ -58,7 +65,10 @@ pub(crate) fn silu(x: &Tensor) -> Tensor {
 pub(crate) fn check_groups(field: &str, groups: i64, channels: &[i64]) -> crate::Result<()> {
     for &c in channels {
         if groups <= 0 || c % groups != 0 {
-            return Err(crate::Error::config(field, format!("{c} channels do not divide into {groups} GroupNorm groups")));
+            return Err(crate::Error::config(
+                field,
+                format!("{c} channels do not divide into {groups} GroupNorm groups"),
+            ));
         }
     }
     Ok(())

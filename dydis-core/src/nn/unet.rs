@@ -83,12 +83,18 @@ impl UNetConfig {
         }
         let levels = self.channel_mult.len() as u32;
         if latent_size % (1 << (levels - 1)) != 0 {
-            return Err(Error::config(f("channel_mult"), format!("{levels} levels need a latent size divisible by {}, got {latent_size}", 1 << (levels - 1))));
+            return Err(Error::config(
+                f("channel_mult"),
+                format!("{levels} levels need a latent size divisible by {}, got {latent_size}", 1 << (levels - 1)),
+            ));
         }
         let chans: Vec<i64> = self.channel_mult.iter().map(|m| m * self.model_channels).collect();
         check_groups(&f("norm_groups"), self.norm_groups, &chans)?;
         if self.num_heads <= 0 || chans.iter().any(|c| c % self.num_heads != 0) {
-            return Err(Error::config(f("num_heads"), format!("{} heads must divide every level's channels {chans:?}", self.num_heads)));
+            return Err(Error::config(
+                f("num_heads"),
+                format!("{} heads must divide every level's channels {chans:?}", self.num_heads),
+            ));
         }
         if self.transformer_depth == 0 {
             return Err(Error::config(f("transformer_depth"), "must be at least 1"));
@@ -125,7 +131,10 @@ impl UNetConfig {
                 format!("unknown preset '{p}' (paper, released-code, or a list of level indices)"),
             )),
             SkipLevels::List(l) => match l.iter().find(|&&i| i >= n) {
-                Some(bad) => Err(Error::config("unet.skip_dropout.levels", format!("level {bad} does not exist (the U-Net has {n} levels)"))),
+                Some(bad) => Err(Error::config(
+                    "unet.skip_dropout.levels",
+                    format!("level {bad} does not exist (the U-Net has {n} levels)"),
+                )),
                 None => Ok(l.clone()),
             },
         }
@@ -148,7 +157,14 @@ struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: &Tensor, emb: &Tensor, ctx: &Tensor, train: bool, mut rec: Option<&mut Vec<AttentionRecord>>) -> Tensor {
+    fn forward(
+        &self,
+        x: &Tensor,
+        emb: &Tensor,
+        ctx: &Tensor,
+        train: bool,
+        mut rec: Option<&mut Vec<AttentionRecord>>,
+    ) -> Tensor {
         let mut h = x.shallow_clone();
         for l in &self.layers {
             h = match l {
@@ -207,7 +223,8 @@ impl UNet {
             for _ in 0..cfg.num_res_blocks {
                 let bp = &ip / input.len();
                 let out = mult * mc;
-                let mut layers = vec![Layer::Res(ResBlock::new(&bp / 0, ch, out, emb_dim, cfg.dropout, g, Resample::None))];
+                let mut layers =
+                    vec![Layer::Res(ResBlock::new(&bp / 0, ch, out, emb_dim, cfg.dropout, g, Resample::None))];
                 ch = out;
                 if cfg.has_attention(level) {
                     layers.push(new_st(&bp / 1, ch));
@@ -217,7 +234,10 @@ impl UNet {
             }
             if level + 1 < n {
                 let bp = &ip / input.len();
-                input.push(Block { layers: vec![Layer::Res(ResBlock::new(&bp / 0, ch, ch, emb_dim, cfg.dropout, g, Resample::Down))], level });
+                input.push(Block {
+                    layers: vec![Layer::Res(ResBlock::new(&bp / 0, ch, ch, emb_dim, cfg.dropout, g, Resample::Down))],
+                    level,
+                });
                 skip_ch.push(ch);
             }
         }
@@ -238,13 +258,22 @@ impl UNet {
                 let bp = &op / output.len();
                 let sc = skip_ch.pop().expect("one skip per output block");
                 let out = mult * mc;
-                let mut layers = vec![Layer::Res(ResBlock::new(&bp / 0, ch + sc, out, emb_dim, cfg.dropout, g, Resample::None))];
+                let mut layers =
+                    vec![Layer::Res(ResBlock::new(&bp / 0, ch + sc, out, emb_dim, cfg.dropout, g, Resample::None))];
                 ch = out;
                 if cfg.has_attention(level) {
                     layers.push(new_st(&bp / layers.len(), ch));
                 }
                 if level > 0 && i == cfg.num_res_blocks {
-                    layers.push(Layer::Res(ResBlock::new(&bp / layers.len(), ch, ch, emb_dim, cfg.dropout, g, Resample::Up)));
+                    layers.push(Layer::Res(ResBlock::new(
+                        &bp / layers.len(),
+                        ch,
+                        ch,
+                        emb_dim,
+                        cfg.dropout,
+                        g,
+                        Resample::Up,
+                    )));
                 }
                 output.push(Block { layers, level });
             }
@@ -281,7 +310,14 @@ impl UNet {
         (out, rec)
     }
 
-    fn run(&self, x: &Tensor, t: &Tensor, ctx: &Tensor, train: bool, mut rec: Option<&mut Vec<AttentionRecord>>) -> Tensor {
+    fn run(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        ctx: &Tensor,
+        train: bool,
+        mut rec: Option<&mut Vec<AttentionRecord>>,
+    ) -> Tensor {
         let emb = silu(&timestep_embedding(t, self.model_channels).apply(&self.time_1)).apply(&self.time_2);
         let mut skips = Vec::with_capacity(self.input.len());
         let mut h = x.shallow_clone();

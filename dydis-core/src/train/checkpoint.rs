@@ -70,7 +70,13 @@ fn step_dir_name(step: usize) -> String {
 }
 
 /// Write a checkpoint into `stage_dir/step-NNNNNNNN` atomically and keep only the newest `keep_last`.
-pub fn save(stage_dir: &Path, meta: &Meta, tensors: &[(String, Tensor)], optimizer: &[(String, Tensor)], keep_last: usize) -> Result<PathBuf> {
+pub fn save(
+    stage_dir: &Path,
+    meta: &Meta,
+    tensors: &[(String, Tensor)],
+    optimizer: &[(String, Tensor)],
+    keep_last: usize,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(stage_dir).map_err(|e| Error::io(stage_dir, e))?;
     let name = step_dir_name(meta.step);
     let tmp = stage_dir.join(format!("{name}.tmp"));
@@ -79,11 +85,14 @@ pub fn save(stage_dir: &Path, meta: &Meta, tensors: &[(String, Tensor)], optimiz
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let cpu = |v: &[(String, Tensor)]| -> Vec<(String, Tensor)> { v.iter().map(|(n, t)| (n.clone(), t.detach().to_device(Device::Cpu).contiguous())).collect() };
+    let cpu = |v: &[(String, Tensor)]| -> Vec<(String, Tensor)> {
+        v.iter().map(|(n, t)| (n.clone(), t.detach().to_device(Device::Cpu).contiguous())).collect()
+    };
     Tensor::write_safetensors(&cpu(tensors), tmp.join("model.safetensors"))?;
     Tensor::write_safetensors(&cpu(optimizer), tmp.join("optimizer.safetensors"))?;
     let mut meta = meta.clone();
-    meta.written_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    meta.written_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
     std::fs::write(tmp.join("meta.json"), json).map_err(|e| Error::io(tmp.join("meta.json"), e))?;
     for f in ["model.safetensors", "optimizer.safetensors", "meta.json"] {
@@ -144,16 +153,23 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let dir = resolve(path)?;
     let meta_path = dir.join("meta.json");
     let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-    let meta: Meta = serde_json::from_str(&text).map_err(|e| Error::File { path: meta_path.clone(), message: format!("not a dydis checkpoint: {e}") })?;
+    let meta: Meta = serde_json::from_str(&text)
+        .map_err(|e| Error::File { path: meta_path.clone(), message: format!("not a dydis checkpoint: {e}") })?;
     if meta.format != FORMAT {
-        return Err(Error::File { path: meta_path, message: format!("format '{}', this build reads '{FORMAT}'", meta.format) });
+        return Err(Error::File {
+            path: meta_path,
+            message: format!("format '{}', this build reads '{FORMAT}'", meta.format),
+        });
     }
     let read = |f: &str| -> Result<HashMap<String, Tensor>> {
         let p = dir.join(f);
         if !p.exists() {
             return Err(Error::File { path: p, message: "missing from the checkpoint".into() });
         }
-        Ok(Tensor::read_safetensors(&p).map_err(|e| Error::File { path: p.clone(), message: format!("unreadable: {e}") })?.into_iter().collect())
+        Ok(Tensor::read_safetensors(&p)
+            .map_err(|e| Error::File { path: p.clone(), message: format!("unreadable: {e}") })?
+            .into_iter()
+            .collect())
     };
     Ok(Checkpoint { tensors: read("model.safetensors")?, optimizer: read("optimizer.safetensors")?, meta, path: dir })
 }
@@ -173,7 +189,11 @@ impl Checkpoint {
             if src.size() != var.size() {
                 return Err(Error::File {
                     path: self.path.clone(),
-                    message: format!("tensor '{key}' has shape {:?} but the configuration needs {:?}", src.size(), var.size()),
+                    message: format!(
+                        "tensor '{key}' has shape {:?} but the configuration needs {:?}",
+                        src.size(),
+                        var.size()
+                    ),
                 });
             }
             tch::no_grad(|| var.copy_(src));

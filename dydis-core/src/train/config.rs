@@ -64,7 +64,17 @@ pub struct AeTrainConfig {
 
 impl Default for AeTrainConfig {
     fn default() -> Self {
-        AeTrainConfig { batch_size: 128, steps: 100_000, lr: 4.5e-6, betas: (0.5, 0.9), disc_start: 0, disc_weight: 0.75, codebook_weight: 1.0, perceptual_weight: 1.0, log_every: 50 }
+        AeTrainConfig {
+            batch_size: 128,
+            steps: 100_000,
+            lr: 4.5e-6,
+            betas: (0.5, 0.9),
+            disc_start: 0,
+            disc_weight: 0.75,
+            codebook_weight: 1.0,
+            perceptual_weight: 1.0,
+            log_every: 50,
+        }
     }
 }
 
@@ -153,7 +163,10 @@ impl RunConfig {
                 let p = Path::new(spec);
                 if !p.exists() {
                     let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
-                    return Err(Error::config("config", format!("'{spec}' is neither a preset ({}) nor a file", names.join(", "))));
+                    return Err(Error::config(
+                        "config",
+                        format!("'{spec}' is neither a preset ({}) nor a file", names.join(", ")),
+                    ));
                 }
                 (std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?, p.display().to_string())
             }
@@ -230,7 +243,8 @@ impl RunConfig {
 }
 
 fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
-    let (key, raw) = spec.split_once('=').ok_or_else(|| Error::config("--set", format!("'{spec}' is not key=value")))?;
+    let (key, raw) =
+        spec.split_once('=').ok_or_else(|| Error::config("--set", format!("'{spec}' is not key=value")))?;
     let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(mut t) => t.remove("v").expect("parsed key"),
         Err(_) => toml::Value::String(raw.to_string()),
@@ -264,7 +278,11 @@ mod tests {
 
     #[test]
     fn overrides_and_bad_values_are_named() {
-        let c = RunConfig::load_with("smoke", &["train.steps=7".into(), "model.unet.skip_dropout.levels=\"released-code\"".into()]).unwrap();
+        let c = RunConfig::load_with(
+            "smoke",
+            &["train.steps=7".into(), "model.unet.skip_dropout.levels=\"released-code\"".into()],
+        )
+        .unwrap();
         assert_eq!(c.train.steps, Some(7));
         let e = RunConfig::load_with("smoke", &["train.lr=-1".into()]).unwrap_err().to_string();
         assert!(e.contains("train.lr"), "{e}");
@@ -272,7 +290,9 @@ mod tests {
         assert!(e.contains("num_heads"), "{e}");
         let e = RunConfig::load_with("smoke", &["model.unet.colour=1".into()]).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
-        let e = RunConfig::load_with("smoke", &["model.unet.skip_dropout.levels=\"sideways\"".into()]).unwrap_err().to_string();
+        let e = RunConfig::load_with("smoke", &["model.unet.skip_dropout.levels=\"sideways\"".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sideways"), "{e}");
         let e = RunConfig::load("no-such-preset").unwrap_err().to_string();
         assert!(e.contains("cpu-quick"), "{e}");

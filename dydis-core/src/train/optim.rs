@@ -82,9 +82,13 @@ impl AdamW {
         for (n, _, m, v) in &mut self.params {
             for (kind, dst) in [("m", &mut *m), ("v", &mut *v)] {
                 let key = format!("{prefix}{kind}.{n}");
-                let src = get(&key).ok_or_else(|| crate::Error::config("checkpoint", format!("optimizer state '{key}' is missing")))?;
+                let src = get(&key)
+                    .ok_or_else(|| crate::Error::config("checkpoint", format!("optimizer state '{key}' is missing")))?;
                 if src.size() != dst.size() {
-                    return Err(crate::Error::config("checkpoint", format!("optimizer state '{key}' has shape {:?}, the model needs {:?}", src.size(), dst.size())));
+                    return Err(crate::Error::config(
+                        "checkpoint",
+                        format!("optimizer state '{key}' has shape {:?}, the model needs {:?}", src.size(), dst.size()),
+                    ));
                 }
                 tch::no_grad(|| dst.copy_(&src));
             }

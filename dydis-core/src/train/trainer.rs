@@ -44,9 +44,13 @@ impl History {
             .lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::File { path: path.into(), message: format!("line {}: {e}", i + 1) }))
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .map_err(|e| Error::File { path: path.into(), message: format!("line {}: {e}", i + 1) })
+            })
             .collect::<Result<_>>()?;
-        let stage = path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let stage =
+            path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         Ok(History { stage, steps })
     }
 
@@ -62,7 +66,12 @@ impl History {
                 (x, raw[lo..=i].iter().map(|p| p.1).sum::<f64>() / (i + 1 - lo) as f64)
             })
             .collect();
-        line_plot(&format!("{} training loss", self.stage), "step", "loss", &[Series::new("loss", raw), Series::new(format!("mean of {w}"), smooth)])
+        line_plot(
+            &format!("{} training loss", self.stage),
+            "step",
+            "loss",
+            &[Series::new("loss", raw), Series::new(format!("mean of {w}"), smooth)],
+        )
     }
 
     pub fn last_loss(&self, window: usize) -> Option<f64> {
@@ -125,7 +134,15 @@ fn step_seed(seed: u64, step: usize) -> i64 {
 }
 
 impl Driver {
-    fn new(data: Arc<dyn ImageSource>, batch_size: usize, seed: u64, device: Device, stage_dir: PathBuf, log_every: usize, stage: &str) -> Result<Self> {
+    fn new(
+        data: Arc<dyn ImageSource>,
+        batch_size: usize,
+        seed: u64,
+        device: Device,
+        stage_dir: PathBuf,
+        log_every: usize,
+        stage: &str,
+    ) -> Result<Self> {
         if data.num_images() == 0 {
             return Err(Error::config("data", format!("{} has no images", data.source_name())));
         }
@@ -182,20 +199,31 @@ impl Driver {
 
     fn record(&mut self, s: StepLog, total: usize) -> Result<()> {
         if let Some(f) = &mut self.log {
-            writeln!(f, "{}", serde_json::to_string(&s).expect("log line")).map_err(|e| Error::io(self.stage_dir.join("log.jsonl"), e))?;
+            writeln!(f, "{}", serde_json::to_string(&s).expect("log line"))
+                .map_err(|e| Error::io(self.stage_dir.join("log.jsonl"), e))?;
         }
         let step = s.step;
         self.history.steps.push(s);
         let recent = self.history.last_loss(self.log_every).unwrap_or(f64::NAN);
         let ms = {
             let n = self.history.steps.len().min(self.log_every);
-            self.history.steps[self.history.steps.len() - n..].iter().map(|s| s.step_ms + s.data_ms).sum::<f64>() / n as f64
+            self.history.steps[self.history.steps.len() - n..].iter().map(|s| s.step_ms + s.data_ms).sum::<f64>()
+                / n as f64
         };
         let eta = (total.saturating_sub(step)) as f64 * ms / 1000.0;
         if self.tty {
             let width = 30;
             let filled = (step * width / total.max(1)).min(width);
-            eprint!("\r[{}{}] {}/{} loss {:.4} {:.0} ms/step eta {:.0}s   ", "#".repeat(filled), ".".repeat(width - filled), step, total, recent, ms, eta);
+            eprint!(
+                "\r[{}{}] {}/{} loss {:.4} {:.0} ms/step eta {:.0}s   ",
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                step,
+                total,
+                recent,
+                ms,
+                eta
+            );
         }
         if step % self.log_every == 0 || step == total {
             if self.tty {
@@ -220,7 +248,10 @@ fn check_finite(loss: f64, step: usize) -> Result<()> {
     if loss.is_finite() {
         Ok(())
     } else {
-        Err(Error::config("training", format!("the loss became {loss} at step {step}; the last checkpoint is kept (try a lower lr)")))
+        Err(Error::config(
+            "training",
+            format!("the loss became {loss} at step {step}; the last checkpoint is kept (try a lower lr)"),
+        ))
     }
 }
 
@@ -231,7 +262,13 @@ fn open_data(config: &RunConfig) -> Result<Arc<dyn ImageSource>> {
     if s.height != want || s.width != want || (s.channels != 3 && s.channels != 1) {
         return Err(Error::config(
             "data",
-            format!("{} has {}x{}x{} images; model.image_size is {want} (use a dataset spec with @{want})", ds.source_name(), s.channels, s.height, s.width),
+            format!(
+                "{} has {}x{}x{} images; model.image_size is {want} (use a dataset spec with @{want})",
+                ds.source_name(),
+                s.channels,
+                s.height,
+                s.width
+            ),
         ));
     }
     Ok(ds)
@@ -264,12 +301,24 @@ impl AeTrainer {
         let opt_g = AdamW::new(&model.vs, &["first_stage."], a.lr, a.betas, 0.0);
         let opt_d = AdamW::new(&model.vs, &["disc."], a.lr, a.betas, 0.0);
         let driver = Driver::new(data, a.batch_size, config.seed, device, run_dir.join("ae"), a.log_every, "ae")?;
-        let mut t = AeTrainer { model, perceptual: None, opt_g, opt_d, step: 0, driver, elapsed_before: 0.0, config: config.clone() };
+        let mut t = AeTrainer {
+            model,
+            perceptual: None,
+            opt_g,
+            opt_d,
+            step: 0,
+            driver,
+            elapsed_before: 0.0,
+            config: config.clone(),
+        };
         if resume {
             if let Some((_, p)) = checkpoint::list(&run_dir.join("ae"))?.pop() {
                 let ck = checkpoint::load(&p)?;
                 if ck.meta.config.model != config.model {
-                    return Err(Error::File { path: p, message: "was written for another model configuration; use a new run name".into() });
+                    return Err(Error::File {
+                        path: p,
+                        message: "was written for another model configuration; use a new run name".into(),
+                    });
                 }
                 ck.restore(&t.model.vs, "")?;
                 let get = |k: &str| ck.optimizer.get(k).map(|t| t.shallow_clone());
@@ -358,7 +407,13 @@ impl AeTrainer {
         meta.elapsed_s = self.elapsed_before + self.driver.started.elapsed().as_secs_f64();
         let mut opt = self.opt_g.state("g.");
         opt.extend(self.opt_d.state("d."));
-        checkpoint::save(&self.driver.stage_dir, &meta, &checkpoint::named(&self.model.vs, ""), &opt, self.config.train.keep_last)
+        checkpoint::save(
+            &self.driver.stage_dir,
+            &meta,
+            &checkpoint::named(&self.model.vs, ""),
+            &opt,
+            self.config.train.keep_last,
+        )
     }
 
     /// Train to the configured number of steps (or `max_steps` more), then save.
@@ -402,7 +457,13 @@ where
     if t.current_step() > start || checkpoint.is_none() {
         checkpoint = Some(save(t)?);
     }
-    Ok(Outcome { steps_done: t.current_step() - start, interrupted, checkpoint, seconds: t0.elapsed().as_secs_f64(), final_loss: last })
+    Ok(Outcome {
+        steps_done: t.current_step() - start,
+        interrupted,
+        checkpoint,
+        seconds: t0.elapsed().as_secs_f64(),
+        final_loss: last,
+    })
 }
 
 trait HasStep {
@@ -460,11 +521,22 @@ impl LdmTrainer {
             ldm.load_first_stage(&checkpoint::load(&p)?)?;
         }
         let driver = Driver::new(data, t.batch_size, config.seed, device, ldm_dir, t.log_every, "ldm")?;
-        let mut tr = LdmTrainer { ldm, opt, ema: Ema::new(t.ema_decay), step: 0, driver, elapsed_before: 0.0, config: config.clone() };
+        let mut tr = LdmTrainer {
+            ldm,
+            opt,
+            ema: Ema::new(t.ema_decay),
+            step: 0,
+            driver,
+            elapsed_before: 0.0,
+            config: config.clone(),
+        };
         if let Some((_, p)) = resume_from {
             let ck = checkpoint::load(&p)?;
             if ck.meta.config.model != config.model {
-                return Err(Error::File { path: p, message: "was written for another model configuration; use a new run name".into() });
+                return Err(Error::File {
+                    path: p,
+                    message: "was written for another model configuration; use a new run name".into(),
+                });
             }
             tr.restore(&ck)?;
         }
@@ -556,20 +628,33 @@ impl LdmTrainer {
             _ => (0..n).collect(),
         };
         let feats = self.ldm.collect_units(self.driver.data.as_ref(), &idx, self.config.train.batch_size.max(64))?;
-        let anchors = match crate::dyga::fit_units(&feats, &self.config.dyga, self.config.seed.wrapping_add(epoch as u64), epoch) {
-            Ok(a) => a,
-            Err(e) => {
-                // Keep what the fit saw, so the failure can be reproduced (`dyga::fit_units` on the saved tensor).
-                let path = self.driver.stage_dir.join(format!("refit-failed-epoch-{epoch}.pt"));
-                let saved = feats.to_device(Device::Cpu).save(&path).map(|_| format!("; its features [n, N, D] are saved in {}", path.display())).unwrap_or_default();
-                return Err(Error::config("dyga", format!("anchor refit after epoch {epoch} failed: {e}{saved}")));
-            }
-        };
+        let anchors =
+            match crate::dyga::fit_units(&feats, &self.config.dyga, self.config.seed.wrapping_add(epoch as u64), epoch)
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    // Keep what the fit saw, so the failure can be reproduced (`dyga::fit_units` on the saved tensor).
+                    let path = self.driver.stage_dir.join(format!("refit-failed-epoch-{epoch}.pt"));
+                    let saved = feats
+                        .to_device(Device::Cpu)
+                        .save(&path)
+                        .map(|_| format!("; its features [n, N, D] are saved in {}", path.display()))
+                        .unwrap_or_default();
+                    return Err(Error::config("dyga", format!("anchor refit after epoch {epoch} failed: {e}{saved}")));
+                }
+            };
         let record = crate::viz::RefitRecord::of(&anchors, self.step, idx.len());
-        println!("[dyga] epoch {epoch}: anchors refit on {} features in {:.1} s (collect {:.1} s); K per unit {:?}", idx.len(), t0.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64() - anchors.seconds, record.k);
+        println!(
+            "[dyga] epoch {epoch}: anchors refit on {} features in {:.1} s (collect {:.1} s); K per unit {:?}",
+            idx.len(),
+            t0.elapsed().as_secs_f64(),
+            t0.elapsed().as_secs_f64() - anchors.seconds,
+            record.k
+        );
         let line = serde_json::to_string(&record).map_err(|e| Error::config("anchors.jsonl", e.to_string()))?;
         let path = self.driver.stage_dir.join("anchors.jsonl");
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
         writeln!(f, "{line}").map_err(|e| Error::io(&path, e))?;
         self.ldm.anchors = Some(anchors.to_device(self.ldm.device));
         Ok(())
@@ -603,7 +688,10 @@ impl LdmTrainer {
 /// Restore an LDM's weights (extractor, U-Net, EMA U-Net, first stage) and scale factor from a checkpoint.
 pub(crate) fn restore_ldm(ldm: &mut Ldm, ck: &checkpoint::Checkpoint) -> Result<()> {
     if ck.meta.kind != "ldm" {
-        return Err(Error::File { path: ck.path.clone(), message: format!("is a '{}' checkpoint, not a latent diffusion one", ck.meta.kind) });
+        return Err(Error::File {
+            path: ck.path.clone(),
+            message: format!("is a '{}' checkpoint, not a latent diffusion one", ck.meta.kind),
+        });
     }
     ck.restore(&ldm.vs, "")?;
     ck.restore(&ldm.ema_vs, "ema.")?;

@@ -34,7 +34,11 @@ impl RefitRecord {
             k: anchors.units.iter().map(|u| u.k()).collect(),
             splits: anchors.units.iter().map(|u| u.splits()).collect(),
             filtered: anchors.units.iter().map(|u| u.filtered()).collect(),
-            log_likelihood: anchors.units.iter().map(|u| u.log_likelihood.last().map(|x| x.1).unwrap_or(f64::NAN)).collect(),
+            log_likelihood: anchors
+                .units
+                .iter()
+                .map(|u| u.log_likelihood.last().map(|x| x.1).unwrap_or(f64::NAN))
+                .collect(),
         }
     }
 
@@ -48,7 +52,10 @@ impl RefitRecord {
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::File { path: path.to_path_buf(), message: format!("line {}: {e}", i + 1) }))
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .map_err(|e| Error::File { path: path.to_path_buf(), message: format!("line {}: {e}", i + 1) })
+            })
             .collect()
     }
 }
@@ -61,7 +68,11 @@ pub struct AnchorPlots {
 }
 
 fn per_unit(history: &[RefitRecord], units: usize, value: impl Fn(&RefitRecord, usize) -> Option<f64>) -> Vec<Series> {
-    (0..units).map(|u| Series::new(format!("unit {u}"), history.iter().filter_map(|r| value(r, u).map(|v| (r.epoch as f64, v))))).collect()
+    (0..units)
+        .map(|u| {
+            Series::new(format!("unit {u}"), history.iter().filter_map(|r| value(r, u).map(|v| (r.epoch as f64, v))))
+        })
+        .collect()
 }
 
 /// Plots of the latest `anchors` and of the refit `history` (may be empty: then only the latest anchors).
@@ -69,19 +80,36 @@ pub fn anchor_plots(anchors: &Anchors, history: &[RefitRecord]) -> Result<Anchor
     let n = anchors.units.len();
     let mut plots = Vec::new();
     if !history.is_empty() {
-        plots.push(("k-over-refits".to_string(), line_plot("anchors K per unit over refits", "epoch", "K", &per_unit(history, n, |r, u| r.k.get(u).map(|&k| k as f64)))?));
+        plots.push((
+            "k-over-refits".to_string(),
+            line_plot(
+                "anchors K per unit over refits",
+                "epoch",
+                "K",
+                &per_unit(history, n, |r, u| r.k.get(u).map(|&k| k as f64)),
+            )?,
+        ));
         if history.iter().any(|r| !r.splits.is_empty()) {
-            let total = |f: fn(&RefitRecord) -> &Vec<usize>| history.iter().map(move |r| (r.epoch as f64, f(r).iter().sum::<usize>() as f64));
+            let total = |f: fn(&RefitRecord) -> &Vec<usize>| {
+                history.iter().map(move |r| (r.epoch as f64, f(r).iter().sum::<usize>() as f64))
+            };
             plots.push((
                 "splits-filters".to_string(),
-                line_plot("splits and filtered anchors per refit (all units)", "epoch", "count", &[
-                    Series::new("splits", total(|r| &r.splits)),
-                    Series::new("filtered", total(|r| &r.filtered)),
-                ])?,
+                line_plot(
+                    "splits and filtered anchors per refit (all units)",
+                    "epoch",
+                    "count",
+                    &[Series::new("splits", total(|r| &r.splits)), Series::new("filtered", total(|r| &r.filtered))],
+                )?,
             ));
             plots.push((
                 "log-likelihood".to_string(),
-                line_plot("final mean log-likelihood per unit over refits", "epoch", "log-likelihood", &per_unit(history, n, |r, u| r.log_likelihood.get(u).copied()))?,
+                line_plot(
+                    "final mean log-likelihood per unit over refits",
+                    "epoch",
+                    "log-likelihood",
+                    &per_unit(history, n, |r, u| r.log_likelihood.get(u).copied()),
+                )?,
             ));
         }
     }
@@ -93,11 +121,39 @@ pub fn anchor_plots(anchors: &Anchors, history: &[RefitRecord]) -> Result<Anchor
     let weights: Vec<Series> = anchors
         .units
         .iter()
-        .map(|u| Series::new(format!("unit {}", u.unit), sorted(Vec::try_from(u.mixture.weights.to_kind(Kind::Double).to_device(tch::Device::Cpu)).unwrap_or_default())))
+        .map(|u| {
+            Series::new(
+                format!("unit {}", u.unit),
+                sorted(
+                    Vec::try_from(u.mixture.weights.to_kind(Kind::Double).to_device(tch::Device::Cpu))
+                        .unwrap_or_default(),
+                ),
+            )
+        })
         .collect();
-    plots.push(("weights".to_string(), line_plot(&format!("anchor weights per unit, sorted (after epoch {})", anchors.epoch), "anchor rank", "weight", &weights)?));
-    let sizes: Vec<Series> = anchors.units.iter().map(|u| Series::new(format!("unit {}", u.unit), sorted(u.sizes.iter().map(|&s| s as f64).collect()))).collect();
-    plots.push(("sizes".to_string(), line_plot(&format!("hard-cluster sizes per unit, sorted (after epoch {})", anchors.epoch), "anchor rank", "members", &sizes)?));
+    plots.push((
+        "weights".to_string(),
+        line_plot(
+            &format!("anchor weights per unit, sorted (after epoch {})", anchors.epoch),
+            "anchor rank",
+            "weight",
+            &weights,
+        )?,
+    ));
+    let sizes: Vec<Series> = anchors
+        .units
+        .iter()
+        .map(|u| Series::new(format!("unit {}", u.unit), sorted(u.sizes.iter().map(|&s| s as f64).collect())))
+        .collect();
+    plots.push((
+        "sizes".to_string(),
+        line_plot(
+            &format!("hard-cluster sizes per unit, sorted (after epoch {})", anchors.epoch),
+            "anchor rank",
+            "members",
+            &sizes,
+        )?,
+    ));
     Ok(AnchorPlots { plots, table: anchors.table() })
 }
 

@@ -40,13 +40,20 @@ pub struct AnchorSamples {
 
 /// Draw `per_anchor` values of `unit` from each of its anchors' Gaussians (in the raw feature space) and generate
 /// with the rest of `image`'s units (`[1, 3, S, S]` or `[3, S, S]`) unchanged.
-pub fn anchor_samples(ldm: &Ldm, anchors: &Anchors, image: &Tensor, unit: usize, opts: &AnchorSamplesOptions) -> Result<AnchorSamples> {
+pub fn anchor_samples(
+    ldm: &Ldm,
+    anchors: &Anchors,
+    image: &Tensor,
+    unit: usize,
+    opts: &AnchorSamplesOptions,
+) -> Result<AnchorSamples> {
     let image = if image.dim() == 3 { image.unsqueeze(0) } else { image.shallow_clone() };
-    let ua = anchors
-        .units
-        .iter()
-        .find(|u| u.unit == unit)
-        .ok_or_else(|| Error::config("unit", format!("unit {unit} has no anchors (the model has {} units with anchors)", anchors.units.len())))?;
+    let ua = anchors.units.iter().find(|u| u.unit == unit).ok_or_else(|| {
+        Error::config(
+            "unit",
+            format!("unit {unit} has no anchors (the model has {} units with anchors)", anchors.units.len()),
+        )
+    })?;
     if opts.per_anchor == 0 || opts.max_anchors == 0 {
         return Err(Error::config("anchor-samples", "per_anchor and max_anchors must be at least 1"));
     }
@@ -93,15 +100,20 @@ impl AnchorSamples {
             tiles.push(self.samples.narrow(0, r as i64 * p, p).clamp(-1.0, 1.0));
         }
         let rows: Vec<String> = self.rows.iter().map(|(_, id, w)| format!("#{id} (π {w:.2})")).collect();
-        super::tile(&Tensor::cat(&tiles, 0), self.per_anchor + 1, format!(
-            "unit {} drawn from one anchor per row: {}; first column the conditioning image, one x_T for all",
-            self.unit,
-            rows.join(", ")
-        ))
+        super::tile(
+            &Tensor::cat(&tiles, 0),
+            self.per_anchor + 1,
+            format!(
+                "unit {} drawn from one anchor per row: {}; first column the conditioning image, one x_T for all",
+                self.unit,
+                rows.join(", ")
+            ),
+        )
     }
 
     pub fn table(&self) -> Table {
-        let mut t = Table::new(["row", "anchor id", "weight"]).with_title(format!("anchors of unit {} used for generation", self.unit));
+        let mut t = Table::new(["row", "anchor id", "weight"])
+            .with_title(format!("anchors of unit {} used for generation", self.unit));
         for (r, (_, id, w)) in self.rows.iter().enumerate() {
             t.push_row([r.to_string(), id.to_string(), format!("{w:.3}")]);
         }

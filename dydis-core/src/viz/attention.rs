@@ -29,7 +29,14 @@ pub struct AttentionOptions {
 
 impl Default for AttentionOptions {
     fn default() -> Self {
-        AttentionOptions { ddim: Ddim { steps: 50, eta: 0.0 }, layers: None, heads: None, steps: None, seed: 0, alpha: 0.6 }
+        AttentionOptions {
+            ddim: Ddim { steps: 50, eta: 0.0 },
+            layers: None,
+            heads: None,
+            steps: None,
+            seed: 0,
+            alpha: 0.6,
+        }
     }
 }
 
@@ -53,17 +60,24 @@ pub struct AttentionMaps {
 
 /// Record and aggregate attention maps for images `[B, 3, S, S]` (in [-1, 1], at the model's image size).
 pub fn attention_maps(ldm: &Ldm, images: &Tensor, opts: &AttentionOptions) -> Result<AttentionMaps> {
-    let (b, _, s, _) = images.size4().map_err(|_| Error::Shape { got: images.size(), expected: "[B, 3, S, S] images".into() })?;
+    let (b, _, s, _) =
+        images.size4().map_err(|_| Error::Shape { got: images.size(), expected: "[B, 3, S, S] images".into() })?;
     let images = ldm.prepare(images)?;
     let cond = ldm.condition_images(&images)?;
     let n_units = cond.size()[1];
     let heads_total = ldm.config.model.unet.num_heads;
     if let Some(h) = opts.heads.as_ref().and_then(|h| h.iter().find(|&&h| h < 0 || h >= heads_total)) {
-        return Err(Error::config("attention.heads", format!("head {h} does not exist (the U-Net has {heads_total} heads per layer)")));
+        return Err(Error::config(
+            "attention.heads",
+            format!("head {h} does not exist (the U-Net has {heads_total} heads per layer)"),
+        ));
     }
     let total_steps = ldm.schedule.ddim_timesteps(opts.ddim.steps).len();
     if let Some(st) = opts.steps.as_ref().and_then(|v| v.iter().find(|&&t| t >= total_steps)) {
-        return Err(Error::config("attention.steps", format!("step {st} does not exist (the sampler takes {total_steps} steps)")));
+        return Err(Error::config(
+            "attention.steps",
+            format!("step {st} does not exist (the sampler takes {total_steps} steps)"),
+        ));
     }
     tch::manual_seed(opts.seed as i64);
     let [c, h, w] = ldm.latent_shape();
@@ -94,7 +108,8 @@ pub fn attention_maps(ldm: &Ldm, images: &Tensor, opts: &AttentionOptions) -> Re
                             None => r.probs.shallow_clone(),
                         };
                         // [B, heads, h·w, N] → mean over heads → [B, N, h, w] → bicubic to S×S.
-                        let m = p.mean_dim(1, false, Kind::Float).transpose(1, 2).reshape([b, n_units, r.height, r.width]);
+                        let m =
+                            p.mean_dim(1, false, Kind::Float).transpose(1, 2).reshape([b, n_units, r.height, r.width]);
                         sum += m.upsample_bicubic2d([s, s], false, None, None);
                         averaged += 1;
                     }
@@ -105,7 +120,10 @@ pub fn attention_maps(ldm: &Ldm, images: &Tensor, opts: &AttentionOptions) -> Re
         )
     });
     if averaged == 0 {
-        return Err(Error::config("attention.layers", format!("no cross-attention map matched the chosen layers {:?}", opts.layers)));
+        return Err(Error::config(
+            "attention.layers",
+            format!("no cross-attention map matched the chosen layers {:?}", opts.layers),
+        ));
     }
     layers.sort();
     let samples = ldm.decode(&z);
@@ -171,7 +189,11 @@ impl AttentionMaps {
             let raw = self.raw.select(1, u).mean(Kind::Float).double_value(&[]);
             t.push_row([
                 u.to_string(),
-                format!("({:.2}, {:.2})", cx.mean(Kind::Float).double_value(&[]), cy.mean(Kind::Float).double_value(&[])),
+                format!(
+                    "({:.2}, {:.2})",
+                    cx.mean(Kind::Float).double_value(&[]),
+                    cy.mean(Kind::Float).double_value(&[])
+                ),
                 format!("{:.2}", top.mean(Kind::Float).double_value(&[])),
                 format!("{raw:.4}"),
             ]);

@@ -41,17 +41,13 @@ pub mod projection;
 pub(crate) fn tile(panels: &Tensor, ncol: usize, caption: String) -> crate::Result<crate::display::Image> {
     let s = panels.size().last().copied().unwrap_or(1);
     let scale = (96 / s.max(1)).clamp(1, 4) as usize;
-    Ok(crate::display::image_grid(panels, crate::display::GridOptions { ncol, scale, ..Default::default() })?.with_caption(caption))
+    Ok(crate::display::image_grid(panels, crate::display::GridOptions { ncol, scale, ..Default::default() })?
+        .with_caption(caption))
 }
 
 /// Stops of the viridis colour map (matplotlib's, at 0, 0.25, 0.5, 0.75, 1), RGB in [0, 1].
-const VIRIDIS: [[f64; 3]; 5] = [
-    [0.267, 0.005, 0.329],
-    [0.230, 0.322, 0.546],
-    [0.128, 0.567, 0.551],
-    [0.369, 0.789, 0.383],
-    [0.993, 0.906, 0.144],
-];
+const VIRIDIS: [[f64; 3]; 5] =
+    [[0.267, 0.005, 0.329], [0.230, 0.322, 0.546], [0.128, 0.567, 0.551], [0.369, 0.789, 0.383], [0.993, 0.906, 0.144]];
 
 /// Viridis colour of `v` in [0, 1] (clamped; NaN is drawn as 0), RGB in [0, 1].
 pub fn viridis(v: f64) -> [f64; 3] {

@@ -51,8 +51,14 @@ pub fn nmi(a: &[usize], b: &[usize]) -> f64 {
 
 /// Project the raw units `[n, N, D]` of the grid images `indices` (one per row) of `space`. `anchors` (fitted on
 /// the same units, e.g. the model's) are projected too.
-pub fn project_units(units: &Tensor, indices: &[usize], space: &FactorSpace, anchors: Option<&Anchors>) -> Result<Projections> {
-    let (n, n_units, d) = units.size3().map_err(|_| Error::Shape { got: units.size(), expected: "[n, N, D] latent units".into() })?;
+pub fn project_units(
+    units: &Tensor,
+    indices: &[usize],
+    space: &FactorSpace,
+    anchors: Option<&Anchors>,
+) -> Result<Projections> {
+    let (n, n_units, d) =
+        units.size3().map_err(|_| Error::Shape { got: units.size(), expected: "[n, N, D] latent units".into() })?;
     if n as usize != indices.len() {
         return Err(Error::config("projection", format!("{} indices for {n} rows of units", indices.len())));
     }
@@ -88,7 +94,10 @@ pub fn project_units(units: &Tensor, indices: &[usize], space: &FactorSpace, anc
             Some(ua) => {
                 let m = ua.raw_means().to_device(Device::Cpu).to_kind(Kind::Double);
                 if m.size()[1] != d {
-                    return Err(Error::config("projection", format!("unit {j}: anchors of dimension {} for features of {d}", m.size()[1])));
+                    return Err(Error::config(
+                        "projection",
+                        format!("unit {j}: anchors of dimension {} for features of {d}", m.size()[1]),
+                    ));
                 }
                 let pm = (m - &mean).matmul(&axes);
                 let w: Vec<f64> = Vec::try_from(ua.mixture.weights.to_device(Device::Cpu).to_kind(Kind::Double))?;
@@ -122,7 +131,8 @@ impl Projections {
     pub fn table(&self) -> Table {
         let mut headers = vec!["unit".to_string(), "factor (max NMI)".into(), "NMI".into(), "PC1/PC2 variance".into()];
         headers.extend(self.factor_names.iter().map(|f| format!("NMI {f}")));
-        let mut t = Table::new(headers).with_title(format!("latent units projected by {} and matched to factors", self.method));
+        let mut t =
+            Table::new(headers).with_title(format!("latent units projected by {} and matched to factors", self.method));
         for u in &self.units {
             let mut row = vec![
                 u.unit.to_string(),
@@ -149,7 +159,10 @@ impl Projections {
             root.fill(&WHITE)?;
             let (head, body) = root.split_vertically(24);
             head.draw(&Text::new(
-                format!("{} of each latent unit, coloured by its most associated factor (NMI); red ×: anchors", self.method),
+                format!(
+                    "{} of each latent unit, coloured by its most associated factor (NMI); red ×: anchors",
+                    self.method
+                ),
                 (6, 5),
                 ("sans-serif", 13).into_font(),
             ))?;
@@ -164,7 +177,10 @@ impl Projections {
                 let xs = span(u.coords.iter().map(|c| c.0).chain(u.anchors.iter().map(|a| a.0)).collect());
                 let ys = span(u.coords.iter().map(|c| c.1).chain(u.anchors.iter().map(|a| a.1)).collect());
                 let mut chart = ChartBuilder::on(area)
-                    .caption(format!("unit {} · {} ({:.2})", u.unit, self.factor_names[u.factor], u.nmi), ("sans-serif", 12))
+                    .caption(
+                        format!("unit {} · {} ({:.2})", u.unit, self.factor_names[u.factor], u.nmi),
+                        ("sans-serif", 12),
+                    )
                     .margin(4)
                     .x_label_area_size(14)
                     .y_label_area_size(22)
@@ -176,7 +192,11 @@ impl Projections {
                     let rgb = RGBColor((col[0] * 255.0) as u8, (col[1] * 255.0) as u8, (col[2] * 255.0) as u8);
                     Circle::new(*c, 2, rgb.mix(0.7).filled())
                 }))?;
-                chart.draw_series(u.anchors.iter().map(|a| Cross::new((a.0, a.1), (3.0 + 10.0 * a.2.sqrt()) as i32, RED.stroke_width(2))))?;
+                chart.draw_series(
+                    u.anchors
+                        .iter()
+                        .map(|a| Cross::new((a.0, a.1), (3.0 + 10.0 * a.2.sqrt()) as i32, RED.stroke_width(2))),
+                )?;
             }
             Ok(())
         })

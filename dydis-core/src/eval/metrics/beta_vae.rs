@@ -28,7 +28,14 @@ fn point(codes: &Codes, space: &FactorSpace, batch: usize, s: &mut FactorSampler
 
 /// β-VAE score with disentanglement_lib's parameters (batch 64, 10,000 training and 5,000 evaluation points):
 /// `LogisticRegression()` (L2, C = 1) on the raw features.
-pub fn beta_vae(codes: &Codes, space: &FactorSpace, batch: usize, num_train: usize, num_eval: usize, seed: u64) -> Result<BetaVaeResult> {
+pub fn beta_vae(
+    codes: &Codes,
+    space: &FactorSpace,
+    batch: usize,
+    num_train: usize,
+    num_eval: usize,
+    seed: u64,
+) -> Result<BetaVaeResult> {
     let mut s = FactorSampler::new(seed);
     let mut draw = |n: usize| -> Result<(Vec<f64>, Vec<i64>)> {
         let mut x = Vec::with_capacity(n * codes.dims);

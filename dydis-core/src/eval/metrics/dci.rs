@@ -44,7 +44,14 @@ pub fn dci_scores(r: &[Vec<f64>]) -> (f64, f64) {
 
 /// DCI with disentanglement_lib's parameters (10,000 training and 5,000 test points): one
 /// `GradientBoostingClassifier()` per factor (in parallel), importances |feature_importances_|.
-pub fn dci(codes: &Codes, space: &FactorSpace, num_train: usize, num_test: usize, gbt: &GbtConfig, seed: u64) -> Result<DciResult> {
+pub fn dci(
+    codes: &Codes,
+    space: &FactorSpace,
+    num_train: usize,
+    num_test: usize,
+    gbt: &GbtConfig,
+    seed: u64,
+) -> Result<DciResult> {
     let mut s = FactorSampler::new(seed);
     let (c, f) = sample(codes, space, num_train, &mut s)?;
     let (ct, ft) = sample(codes, space, num_test, &mut s)?;
@@ -52,7 +59,13 @@ pub fn dci(codes: &Codes, space: &FactorSpace, num_train: usize, num_test: usize
     let fits: Vec<(Vec<f64>, f64, f64)> = boosters(&xtr, codes.dims, &f, gbt)?
         .iter()
         .enumerate()
-        .map(|(k, b)| Ok((b.feature_importances.iter().map(|v| v.abs()).collect(), b.accuracy(&xtr, &labels(&f[k]))?, b.accuracy(&xte, &labels(&ft[k]))?)))
+        .map(|(k, b)| {
+            Ok((
+                b.feature_importances.iter().map(|v| v.abs()).collect(),
+                b.accuracy(&xtr, &labels(&f[k]))?,
+                b.accuracy(&xte, &labels(&ft[k]))?,
+            ))
+        })
         .collect::<Result<_>>()?;
     let importance: Vec<Vec<f64>> = (0..codes.dims).map(|j| fits.iter().map(|x| x.0[j]).collect()).collect();
     let (disentanglement, completeness) = dci_scores(&importance);

@@ -77,7 +77,11 @@ pub fn mi_knn(x: &[f64], y: &[usize], k0: usize) -> f64 {
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * q;
     let i = h.floor() as usize;
-    if i + 1 < sorted.len() { sorted[i] + (h - i as f64) * (sorted[i + 1] - sorted[i]) } else { sorted[i] }
+    if i + 1 < sorted.len() {
+        sorted[i] + (h - i as f64) * (sorted[i + 1] - sorted[i])
+    } else {
+        sorted[i]
+    }
 }
 
 /// InfoMEC on `num` uniform samples with `n_neighbors` for the MI estimator. Latents are standardised; the
@@ -91,7 +95,13 @@ pub fn infomec(codes: &Codes, space: &FactorSpace, num: usize, n_neighbors: usiz
     let l = codes.dims;
     // Standardise each latent (also InfoE's input), then mutual_info_classif's own scaling (by the std, no
     // centring) and jitter.
-    let xs: Vec<Vec<f64>> = c.iter().map(|x| { let (m, sd) = mean_std(x); x.iter().map(|v| (v - m) / sd).collect() }).collect();
+    let xs: Vec<Vec<f64>> = c
+        .iter()
+        .map(|x| {
+            let (m, sd) = mean_std(x);
+            x.iter().map(|v| (v - m) / sd).collect()
+        })
+        .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1f0_3ec);
     let z: Vec<Vec<f64>> = xs
         .iter()
@@ -109,7 +119,8 @@ pub fn infomec(codes: &Codes, space: &FactorSpace, num: usize, n_neighbors: usiz
         .collect();
     let h: Vec<f64> = f.iter().map(|fi| entropy(fi)).collect();
     let sources: Vec<usize> = (0..f.len()).filter(|&i| h[i] > 0.0).collect();
-    let nmi: Vec<Vec<f64>> = sources.par_iter().map(|&i| (0..l).map(|j| mi_knn(&z[j], &f[i], n_neighbors) / h[i]).collect()).collect();
+    let nmi: Vec<Vec<f64>> =
+        sources.par_iter().map(|&i| (0..l).map(|j| mi_knn(&z[j], &f[i], n_neighbors) / h[i]).collect()).collect();
     let iqr: Vec<f64> = c
         .iter()
         .map(|x| {
@@ -130,7 +141,11 @@ pub fn infomec(codes: &Codes, space: &FactorSpace, num: usize, n_neighbors: usiz
             .map(|&j| {
                 let col: Vec<f64> = nmi.iter().map(|r| r[j]).collect();
                 let sum: f64 = col.iter().sum();
-                if sum > 0.0 { col.iter().cloned().fold(0.0, f64::max) / sum } else { 1.0 / ns }
+                if sum > 0.0 {
+                    col.iter().cloned().fold(0.0, f64::max) / sum
+                } else {
+                    1.0 / ns
+                }
             })
             .sum::<f64>()
             / a;

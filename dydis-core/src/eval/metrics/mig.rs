@@ -38,4 +38,3 @@ pub fn mig(codes: &Codes, space: &FactorSpace, num_train: usize, bins: usize, se
     let score = per.iter().map(|p| p.1).sum::<f64>() / per.len() as f64;
     Ok(MigResult { score, per_factor: per, num_train, bins })
 }
-

@@ -10,6 +10,10 @@ pub mod modularity;
 pub mod sap;
 pub mod tad;
 
+use super::gbt::{Booster, GbtConfig};
+use super::Codes;
+use crate::data::{FactorSampler, FactorSpace};
+use crate::Result;
 pub use beta_vae::{beta_vae, BetaVaeResult};
 pub use dci::{dci, DciResult};
 pub use factor_vae::{factor_vae, FactorVaeResult};
@@ -18,10 +22,6 @@ pub use mig::{mig, MigResult};
 pub use modularity::{modularity, ModularityResult};
 pub use sap::{sap, SapResult};
 pub use tad::{tad, TadResult};
-use super::gbt::{Booster, GbtConfig};
-use super::Codes;
-use crate::data::{FactorSampler, FactorSpace};
-use crate::Result;
 
 /// Equal-width histogram discretisation as `np.digitize(x, np.histogram(x, bins)[1][:-1])`: bins 1..=bins.
 pub fn discretise(x: &[f64], bins: usize) -> Vec<usize> {
@@ -52,7 +52,12 @@ pub fn entropy(a: &[usize]) -> f64 {
 }
 
 /// `n` uniform samples: (codes, factor classes).
-pub(crate) fn sample(codes: &Codes, space: &FactorSpace, n: usize, sampler: &mut FactorSampler) -> Result<(Vec<Vec<f64>>, Vec<Vec<usize>>)> {
+pub(crate) fn sample(
+    codes: &Codes,
+    space: &FactorSpace,
+    n: usize,
+    sampler: &mut FactorSampler,
+) -> Result<(Vec<Vec<f64>>, Vec<Vec<usize>>)> {
     let idx = sampler.uniform_indices(space, n);
     let mut c = vec![Vec::with_capacity(n); codes.dims];
     let mut f = vec![Vec::with_capacity(n); space.num_factors()];
@@ -69,10 +74,12 @@ pub(crate) fn sample(codes: &Codes, space: &FactorSpace, n: usize, sampler: &mut
 
 /// Mutual information matrix `[codes][factors]` of discretised codes.
 pub(crate) fn mi_matrix(c: &[Vec<f64>], f: &[Vec<usize>], bins: usize) -> Vec<Vec<f64>> {
-    c.iter().map(|cj| {
-        let d = discretise(cj, bins);
-        f.iter().map(|fk| mutual_info(&d, fk)).collect()
-    }).collect()
+    c.iter()
+        .map(|cj| {
+            let d = discretise(cj, bins);
+            f.iter().map(|fk| mutual_info(&d, fk)).collect()
+        })
+        .collect()
 }
 
 pub(crate) fn var(x: &[f64]) -> f64 {
@@ -80,7 +87,6 @@ pub(crate) fn var(x: &[f64]) -> f64 {
     let m = x.iter().sum::<f64>() / n;
     x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)
 }
-
 
 /// Per-dimension columns to row-major rows.
 pub(crate) fn rows(c: &[Vec<f64>]) -> Vec<f64> {
@@ -99,7 +105,9 @@ pub(crate) fn boosters(x: &[f64], dims: usize, factors: &[Vec<usize>], gbt: &Gbt
     factors
         .par_iter()
         .enumerate()
-        .map(|(k, f)| Booster::fit(x, dims, &labels(f), &GbtConfig { seed: gbt.seed.wrapping_add(k as u64), ..gbt.clone() }))
+        .map(|(k, f)| {
+            Booster::fit(x, dims, &labels(f), &GbtConfig { seed: gbt.seed.wrapping_add(k as u64), ..gbt.clone() })
+        })
         .collect()
 }
 

@@ -1,7 +1,7 @@
 //! Modularity (Ridgeway & Mozer 2018) and Explicitness.
 use super::{labels, mean_std, mi_matrix, rows, sample};
-use crate::eval::linear::{roc_auc, LogReg};
 use crate::data::{FactorSampler, FactorSpace};
+use crate::eval::linear::{roc_auc, LogReg};
 use crate::eval::Codes;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -19,7 +19,14 @@ pub struct ModularityResult {
 /// (0 when the code shares no information with any factor), averaged over codes. Explicitness (Ridgeway & Mozer):
 /// codes standardised with training statistics, `LogisticRegression()` per factor, macro one-vs-rest AUC on the
 /// training and the test draw.
-pub fn modularity(codes: &Codes, space: &FactorSpace, num_train: usize, num_test: usize, bins: usize, seed: u64) -> Result<ModularityResult> {
+pub fn modularity(
+    codes: &Codes,
+    space: &FactorSpace,
+    num_train: usize,
+    num_test: usize,
+    bins: usize,
+    seed: u64,
+) -> Result<ModularityResult> {
     let nf = space.num_factors();
     if nf < 2 {
         return Err(Error::config("factors", "modularity needs at least two factors"));
@@ -42,7 +49,9 @@ pub fn modularity(codes: &Codes, space: &FactorSpace, num_train: usize, num_test
         .collect();
     // Explicitness
     let stats: Vec<(f64, f64)> = c.iter().map(|x| mean_std(x)).collect();
-    let norm = |c: &[Vec<f64>]| -> Vec<Vec<f64>> { c.iter().zip(&stats).map(|(x, (m, sd))| x.iter().map(|v| (v - m) / sd).collect()).collect() };
+    let norm = |c: &[Vec<f64>]| -> Vec<Vec<f64>> {
+        c.iter().zip(&stats).map(|(x, (m, sd))| x.iter().map(|v| (v - m) / sd).collect()).collect()
+    };
     let (xtr, xte) = (rows(&norm(&c)), rows(&norm(&ct)));
     let auc = |model: &LogReg, x: &[f64], y: &[usize]| -> f64 {
         let k = model.classes.len();
@@ -54,7 +63,11 @@ pub fn modularity(codes: &Codes, space: &FactorSpace, num_train: usize, num_test
                 roc_auc(&score, &pos)
             })
             .collect();
-        if aucs.is_empty() { 0.5 } else { aucs.iter().sum::<f64>() / aucs.len() as f64 }
+        if aucs.is_empty() {
+            0.5
+        } else {
+            aucs.iter().sum::<f64>() / aucs.len() as f64
+        }
     };
     let mut et = Vec::new();
     let mut ee = Vec::new();
@@ -65,6 +78,10 @@ pub fn modularity(codes: &Codes, space: &FactorSpace, num_train: usize, num_test
         ee.push(auc(&model, &xte, &ft[k]));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    Ok(ModularityResult { score: mean(&per), per_code: per, explicitness_train: mean(&et), explicitness_test: mean(&ee) })
+    Ok(ModularityResult {
+        score: mean(&per),
+        per_code: per,
+        explicitness_train: mean(&et),
+        explicitness_test: mean(&ee),
+    })
 }
-

@@ -17,7 +17,14 @@ pub struct SapResult {
 
 /// SAP with disentanglement_lib's parameters (10,000 / 5,000 points, `LinearSVC(C=0.01, class_weight="balanced")`
 /// on the raw code, discrete factors): mean over factors of top-1 minus top-2 test accuracy over codes.
-pub fn sap(codes: &Codes, space: &FactorSpace, num_train: usize, num_test: usize, c_svm: f64, seed: u64) -> Result<SapResult> {
+pub fn sap(
+    codes: &Codes,
+    space: &FactorSpace,
+    num_train: usize,
+    num_test: usize,
+    c_svm: f64,
+    seed: u64,
+) -> Result<SapResult> {
     let mut s = FactorSampler::new(seed);
     let (c, f) = sample(codes, space, num_train, &mut s)?;
     let (ct, ft) = sample(codes, space, num_test, &mut s)?;
@@ -25,7 +32,9 @@ pub fn sap(codes: &Codes, space: &FactorSpace, num_train: usize, num_test: usize
     let matrix: Vec<Vec<f64>> = (0..codes.dims)
         .into_par_iter()
         .map(|j| -> Result<Vec<f64>> {
-            (0..nf).map(|k| Ok(LinearSvc1d::fit(&c[j], &labels(&f[k]), c_svm)?.accuracy(&ct[j], &labels(&ft[k])))).collect()
+            (0..nf)
+                .map(|k| Ok(LinearSvc1d::fit(&c[j], &labels(&f[k]), c_svm)?.accuracy(&ct[j], &labels(&ft[k]))))
+                .collect()
         })
         .collect::<Result<_>>()?;
     let score = (0..nf)

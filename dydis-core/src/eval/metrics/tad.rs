@@ -38,7 +38,11 @@ fn auroc(z: &[f64], t: &[u8], lo: f64, hi: f64) -> f64 {
             for (&v, &l) in z.iter().zip(t) {
                 let pred = if pol == 0 { v >= thr } else { v < thr };
                 if pred {
-                    if l == 1 { tp += 1.0 } else { fp += 1.0 }
+                    if l == 1 {
+                        tp += 1.0
+                    } else {
+                        fp += 1.0
+                    }
                 }
             }
             tpr.push(tp / pos);
@@ -59,26 +63,54 @@ pub fn tad(latents: &[Vec<f64>], attributes: &[Vec<u8>], names: &[String]) -> Re
         return Err(Error::config("tad", "latents, attributes and names must be non-empty and of matching lengths"));
     }
     if let Some((a, _)) = attributes.iter().enumerate().find(|(_, v)| v.iter().any(|x| *x > 1)) {
-        return Err(Error::config("tad", format!("attribute '{}' has labels other than 0/1 (convert CelebA's -1/1 first)", names[a])));
+        return Err(Error::config(
+            "tad",
+            format!("attribute '{}' has labels other than 0/1 (convert CelebA's -1/1 first)", names[a]),
+        ));
     }
-    let ranges: Vec<(f64, f64)> = latents.iter().map(|z| (z.iter().cloned().fold(f64::INFINITY, f64::min), z.iter().cloned().fold(f64::NEG_INFINITY, f64::max))).collect();
+    let ranges: Vec<(f64, f64)> = latents
+        .iter()
+        .map(|z| (z.iter().cloned().fold(f64::INFINITY, f64::min), z.iter().cloned().fold(f64::NEG_INFINITY, f64::max)))
+        .collect();
     let labels: Vec<Vec<usize>> = attributes.iter().map(|a| a.iter().map(|&v| v as usize).collect()).collect();
     let h: Vec<f64> = labels.iter().map(|a| entropy(a)).collect();
     let per: Vec<TadAttribute> = attributes
         .iter()
         .enumerate()
         .map(|(ai, a)| {
-            let aur: Vec<f64> = latents.iter().zip(&ranges).map(|(z, &(lo, hi))| if hi - lo > 0.2 && h[ai] > 0.0 { auroc(z, a, lo, hi) } else { 0.5 }).collect();
-            let (best, max) = aur.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
+            let aur: Vec<f64> = latents
+                .iter()
+                .zip(&ranges)
+                .map(|(z, &(lo, hi))| if hi - lo > 0.2 && h[ai] > 0.0 { auroc(z, a, lo, hi) } else { 0.5 })
+                .collect();
+            let (best, max) =
+                aur.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
             let second = aur.iter().enumerate().filter(|(j, _)| *j != best).map(|(_, v)| *v).fold(0.0, f64::max);
             let erp = if h[ai] > 0.0 {
-                labels.iter().enumerate().filter(|(j, _)| *j != ai).map(|(_, b)| mutual_info(&labels[ai], b)).fold(0.0, f64::max) / h[ai]
+                labels
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != ai)
+                    .map(|(_, b)| mutual_info(&labels[ai], b))
+                    .fold(0.0, f64::max)
+                    / h[ai]
             } else {
                 f64::INFINITY
             };
             let captured = h[ai] > 0.0 && max >= 0.75 && erp <= 0.2;
-            TadAttribute { name: names[ai].clone(), max_auroc: max, best_latent: best, gap: max - second, entropy_reduction: erp, captured }
+            TadAttribute {
+                name: names[ai].clone(),
+                max_auroc: max,
+                best_latent: best,
+                gap: max - second,
+                entropy_reduction: erp,
+                captured,
+            }
         })
         .collect();
-    Ok(TadResult { tad: per.iter().filter(|a| a.captured).map(|a| a.gap).sum(), attributes_captured: per.iter().filter(|a| a.captured).count(), per_attribute: per })
+    Ok(TadResult {
+        tad: per.iter().filter(|a| a.captured).map(|a| a.gap).sum(),
+        attributes_captured: per.iter().filter(|a| a.captured).count(),
+        per_attribute: per,
+    })
 }
