@@ -1,5 +1,5 @@
 """The released DyGA anchor selection (youngjun-jun/dis-dis, code/ldm/modules/gaussian/DyGA.py with the driver in
-ddpm_dyga.py:61-75), re-expressed from reference-spec section 6.2 for timing and log-likelihood comparison with
+ddpm_dyga.py:61-75), re-expressed from docs/architecture.md for timing and log-likelihood comparison with
 `dydis bench anchors`: same phases, same constants, same quirks (full-covariance E-step through torch's
 MultivariateNormal, 30 fixed EM iterations, densities by one E-step per cluster, splits counted per split, children
 weighted pi_child / 2, soft-count filter, final EM).
@@ -48,7 +48,7 @@ class ReleasedDyGA:
             dx = x - means[k]
             covs.append((r[:, k, None] * dx).T @ dx / nk[k])
         covs = torch.stack(covs)
-        # the "subspace update": computed, never used by the E-step (reference-spec section 6.2)
+        # the "subspace update": computed, never used by the E-step (docs/architecture.md)
         for k in range(covs.shape[0]):
             c = covs[k] / torch.linalg.norm(covs[k]) + 1e-6 * torch.eye(x.shape[1], dtype=x.dtype)
             torch.linalg.eigh(c)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch eager reference for one dydis LDM training step (VQ encode -> extractor -> U-Net -> L1 -> AdamW -> EMA).
 
-Builds the networks of reference-spec.md sections 2.1, 3.1, 4.1-4.3, 5 from the dydis JSON config and times a step.
+Builds the networks of docs/architecture.md from the dydis JSON config and times a step.
 Usage: python bench/train_step_ref.py --config cfg.json [--steps 10] [--warmup 3] [--threads 2]
        [--device cpu|cuda] [--attn matmul|sdpa] [--foreach] [--out result.json] [--count-only]
 """

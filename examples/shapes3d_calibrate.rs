@@ -36,8 +36,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let out = args.get(2).cloned().unwrap_or_else(|| "runs/data/shapes3d-vs-real.png".into());
-    let reference =
-        Reference::open(Reference::shared().expect("../shared/data/shapes3d/shapes3d_reference_samples.npz")).unwrap();
+    let reference = Reference::open(
+        Reference::find().expect("shapes3d/shapes3d_reference_samples.npz under $DYDIS_REFERENCE_DATA"),
+    )
+    .unwrap();
     let mut p = SceneParams::default();
     let first = compare_with_reference(&p, &reference);
     println!("start: mean abs error {:.3}", first.mean_abs_error);

@@ -1,13 +1,16 @@
-//! Datasets end to end: the real dSprites files in ../shared/data, the calibrated renderer, corrupt fixtures,
+//! Datasets end to end: the real dSprites files in the reference data folder, the calibrated renderer, corrupt fixtures,
 //! sampling and batching.
 use dydis_core::data::{self, dsprites, BatchIter, DSpritesGrid, DSpritesRenderer, FactorSampler, GroundTruth};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::Device;
 
+/// A file of the reference data folder (`$DYDIS_REFERENCE_DATA`, which `./dydis` and `cargo` in this checkout set).
 fn shared(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel);
-    assert!(p.exists(), "{} is missing: the tests read the real reference data from ../shared/data", p.display());
+    let dir =
+        dydis_core::paths::reference_data_dir().expect("DYDIS_REFERENCE_DATA is set (the tests read real images)");
+    let p = dir.join(rel);
+    assert!(p.exists(), "{} is missing: the tests read the real reference data", p.display());
     p
 }
 

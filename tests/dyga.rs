@@ -28,6 +28,7 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn em_matches_scikit_learn_from_the_same_initialisation() {
+    let _rng = dydis_core::device::global_rng_lock();
     let fx: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gmm_full.json")).unwrap(),
     )
@@ -98,6 +99,7 @@ fn synthetic(k: i64, per: i64, seed: i64) -> (Tensor, Tensor) {
 
 #[test]
 fn anchors_recover_a_known_32d_mixture() {
+    let _rng = dydis_core::device::global_rng_lock();
     for seed in [7, 8, 9] {
         let (x, true_means) = synthetic(6, 400, seed);
         for model in [CovModel::Full, CovModel::default()] {
@@ -191,6 +193,7 @@ fn split_bookkeeping_replaces_exactly_the_selected_components() {
 /// uncentred shortcut made them indefinite: a refit of the released-code ablation arm failed on this).
 #[test]
 fn float32_features_far_from_the_origin_fit_in_released_mode() {
+    let _rng = dydis_core::device::global_rng_lock();
     let x = {
         let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
         tch::manual_seed(5);
@@ -216,6 +219,7 @@ fn float32_features_far_from_the_origin_fit_in_released_mode() {
 
 #[test]
 fn degenerate_inputs_give_errors_or_documented_results() {
+    let _rng = dydis_core::device::global_rng_lock();
     let opts = (Kind::Double, Device::Cpu);
     let cfg = DygaConfig::default();
     // Identical features: one anchor at that value, finite everywhere.
@@ -247,6 +251,7 @@ fn degenerate_inputs_give_errors_or_documented_results() {
 
 #[test]
 fn alignment_modes() {
+    let _rng = dydis_core::device::global_rng_lock();
     let (x, _) = synthetic(3, 200, 3);
     let c = Tensor::stack(&[x.relu(), (x * 0.5).relu()], 1).to_kind(Kind::Float); // [600, 2, 32], with exact zeros
     let cfg = DygaConfig { k0: 3, ..DygaConfig::default() };

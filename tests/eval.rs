@@ -418,6 +418,7 @@ mod building_blocks {
 
     #[test]
     fn logistic_regression_matches_scikit_learn() {
+        let _rng = dydis_core::device::global_rng_lock();
         let f = fx();
         let lr = &f["logreg"];
         let x: Vec<Vec<f64>> = v(&lr["X"]);
@@ -430,13 +431,8 @@ mod building_blocks {
         let mean_b = m.coef.chunks(4).map(|r| r[3]).sum::<f64>() / 4.0;
         let mean_icpt = icpt.iter().sum::<f64>() / 4.0;
         for k in 0..4 {
-            for j in 0..3 {
-                assert!(
-                    (m.coef[k * 4 + j] - coef[k][j]).abs() < 1e-4,
-                    "coef[{k}][{j}] {} vs {}",
-                    m.coef[k * 4 + j],
-                    coef[k][j]
-                );
+            for (j, &want) in coef[k].iter().enumerate().take(3) {
+                assert!((m.coef[k * 4 + j] - want).abs() < 1e-4, "coef[{k}][{j}] {} vs {want}", m.coef[k * 4 + j]);
             }
             assert!(
                 ((m.coef[k * 4 + 3] - mean_b) - (icpt[k] - mean_icpt)).abs() < 1e-4,
@@ -539,6 +535,7 @@ mod fid {
 
     #[test]
     fn fid_with_a_torchscript_feature_network() {
+        let _rng = dydis_core::device::global_rng_lock();
         let net = FeatureNet::load(
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_features.pt").as_ref(),
             Device::Cpu,

@@ -1,9 +1,10 @@
-//! The model issue's acceptance tests: parameter counts of the paper preset, Skip Dropout presets, and the smoke
+//! The model end to end: parameter counts of the paper preset, Skip Dropout presets, and the smoke
 //! preset training both stages, checkpointing, resuming exactly, rejecting mismatched checkpoints and sampling.
 use dydis_core::diffusion::Ddim;
 use dydis_core::model::Ldm;
 use dydis_core::nn::param_count;
-use dydis_core::train::{checkpoint, AeTrainer, LdmTrainer, RunConfig};
+use dydis_core::run::{checkpoint, RunConfig};
+use dydis_core::train::{AeTrainer, LdmTrainer};
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
@@ -18,8 +19,9 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn paper_preset_parameter_counts_match_the_reference() {
+    let _rng = dydis_core::device::global_rng_lock();
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    // Reference counts from bench/train_step_ref.py (PyTorch, the same architecture from reference-spec §2-4):
+    // Reference counts from bench/train_step_ref.py (PyTorch, the same architecture from docs/architecture.md):
     // U-Net 37,549,507 (spec: about 37.5 M), extractor 23,570,324 (about 23.6 M), VQ-f4 3,478,078.
     let cfg = RunConfig::load("paper-shapes3d").unwrap();
     let ldm = Ldm::new(&cfg, Device::Cpu).unwrap();
@@ -42,6 +44,7 @@ fn paper_preset_parameter_counts_match_the_reference() {
 
 #[test]
 fn unet_shapes_attention_records_and_skip_dropout() {
+    let _rng = dydis_core::device::global_rng_lock();
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = RunConfig::load("smoke").unwrap();
     let ldm = Ldm::new(&cfg, Device::Cpu).unwrap();
@@ -74,6 +77,7 @@ fn unet_shapes_attention_records_and_skip_dropout() {
 
 #[test]
 fn smoke_trains_saves_resumes_and_samples() {
+    let _rng = dydis_core::device::global_rng_lock();
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let run = tmp("smoke");
     // Bit-exact resumption is checked with one thread: with several, some CPU backward kernels reduce in a
@@ -132,7 +136,7 @@ fn smoke_trains_saves_resumes_and_samples() {
     let other = RunConfig::load_with("smoke", &["model.extractor.unit_dim=16".into()]).unwrap();
     let mut wrong = Ldm::new(&other, Device::Cpu).unwrap();
     let ck = checkpoint::load(&run2).unwrap();
-    let err = match dydis_core::train::checkpoint::Checkpoint::restore(&ck, &wrong.vs, "") {
+    let err = match checkpoint::Checkpoint::restore(&ck, &wrong.vs, "") {
         Err(e) => e.to_string(),
         Ok(()) => panic!("restored into a mismatching model"),
     };
@@ -140,13 +144,14 @@ fn smoke_trains_saves_resumes_and_samples() {
     let _ = &mut wrong;
     // A half-written checkpoint (.tmp) is never picked up.
     std::fs::create_dir_all(run2.join("ldm/step-00000099.tmp")).unwrap();
-    assert!(checkpoint::resolve(&run2).unwrap().ends_with("step-00000004"));
+    assert!(checkpoint::resolve(&run2, &["ae", "ldm"]).unwrap().ends_with("step-00000004"));
     let _ = std::fs::remove_dir_all(&run);
     let _ = std::fs::remove_dir_all(&run2);
 }
 
 #[test]
 fn smoke_with_dyga_refits_aligns_and_checkpoints_anchors() {
+    let _rng = dydis_core::device::global_rng_lock();
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let run = tmp("dyga");
     // 96 images in batches of 8: 12 steps per epoch, anchors refit after epoch 1, aligned steps after that.
@@ -183,6 +188,7 @@ fn smoke_with_dyga_refits_aligns_and_checkpoints_anchors() {
 
 #[test]
 fn a_user_supplied_perceptual_term_enters_the_first_stage_loss() {
+    let _rng = dydis_core::device::global_rng_lock();
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let run = tmp("perceptual");
     let cfg = RunConfig::load_with("smoke", &["ae.steps=2".into(), "ae.perceptual_weight=0.5".into()]).unwrap();

@@ -173,6 +173,14 @@ pub fn seed_everything(seed: u64) {
     }
 }
 
+/// libtorch draws from one global generator per process. Code that seeds it and expects the same draws back (tests
+/// run in parallel threads of one process, above all) holds this lock for as long as it draws, so that no other
+/// holder's draws interleave with its own. A holder that panicked leaves the lock usable.
+pub fn global_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// What this process runs on: libtorch build and location, CUDA, threads.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RuntimeInfo {
@@ -258,6 +266,7 @@ mod tests {
 
     #[test]
     fn seeding_makes_draws_repeatable() {
+        let _rng = global_rng_lock();
         seed_everything(7);
         let a = tch::Tensor::randn([5], (tch::Kind::Float, tch::Device::Cpu));
         seed_everything(7);

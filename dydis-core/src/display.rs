@@ -12,6 +12,7 @@
 //! An evcxr quirk: when a cell's final expression contains `?` or moves a variable kept from an earlier cell,
 //! evcxr falls back to `Debug` output. End such cells with a plain variable: `let plot = line_plot(..)?; plot`.
 use crate::error::{Error, Result};
+use crate::fs::write_atomic;
 use base64::Engine as _;
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -443,7 +444,7 @@ impl Svg {
         let mut svg = String::new();
         {
             let root = plotters::prelude::SVGBackend::with_string(&mut svg, size).into_drawing_area();
-            draw(root).map_err(|e| Error::config("plot", e.to_string()))?;
+            draw(root).map_err(|e| Error::failed("drawing the plot", e.to_string()))?;
         }
         Ok(Svg { svg, text: text.into() })
     }
@@ -614,32 +615,6 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
     })
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-
-/// Write a file so that it is either absent or complete: write a sibling temporary file, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e)))
-}
-
-/// [`write_atomic`] for writers that stream: `write` fills the temporary sibling (`<name>.<ext>.tmp<pid>`; the
-/// parent folder is created first), which is renamed to `path` when `write` succeeds and removed when anything
-/// fails, so `path` is never left half-written.
-pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let tmp = path.with_extension(format!(
-        "{}.tmp{}",
-        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
-        std::process::id()
-    ));
-    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,15 +678,5 @@ mod tests {
         let p = Panel::row().push(&Html::heading("a")).push(&Table::new(["x"]).row(["1"]));
         assert!(p.to_html().contains("flex-direction:row") && p.to_html().contains("<table"));
         assert_eq!(p.to_text(), "a\n\nx\n-\n1");
-    }
-
-    #[test]
-    fn atomic_write_leaves_no_temporary_file() {
-        let dir = std::env::temp_dir().join(format!("dydis-atomic-{}", std::process::id()));
-        let path = dir.join("x.png");
-        write_atomic(&path, b"abc").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,4 +1,4 @@
-//! Conditional generation from a trained model (reference-spec §10): samples conditioned on the latent units of
+//! Conditional generation from a trained model (docs/architecture.md): samples conditioned on the latent units of
 //! dataset images, latent interchange (one unit swapped, Fig. 3) and interpolation (Fig. 6).
 use crate::data::ImageSource;
 use crate::diffusion::Ddim;
@@ -100,4 +100,68 @@ pub fn pick(ds: &dyn ImageSource, n: usize, seed: u64) -> Vec<usize> {
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     rand::seq::index::sample(&mut rng, ds.num_images(), n.min(ds.num_images())).into_vec()
+}
+
+/// Figure: dataset images `indices` (top row) and DDIM samples conditioned on their latent units (bottom row).
+pub fn samples_figure(ldm: &Ldm, ds: &dyn ImageSource, indices: &[usize], ddim: Ddim, seed: u64) -> Result<Image> {
+    let out = conditioned_samples(ldm, ds, indices, ddim, seed)?;
+    grid(
+        &out,
+        indices.len(),
+        &format!("top: images {indices:?}; bottom: DDIM-{} samples conditioned on their latent units", ddim.steps),
+    )
+}
+
+/// Figure (Fig. 3): one row per (source, target) pair: the source, the target, then the source with each unit in
+/// turn taken from the target. Row `k` is seeded with `seed + k`.
+pub fn interchange_figure(
+    ldm: &Ldm,
+    ds: &dyn ImageSource,
+    pairs: &[(usize, usize)],
+    ddim: Ddim,
+    seed: u64,
+    same_noise: bool,
+) -> Result<Image> {
+    if pairs.is_empty() {
+        return Err(Error::config("pairs", "an interchange figure needs at least one (source, target) pair"));
+    }
+    let rows = pairs
+        .iter()
+        .enumerate()
+        .map(|(k, &(s, t))| interchange(ldm, ds, s, t, ddim, seed + k as u64, same_noise))
+        .collect::<Result<Vec<_>>>()?;
+    let n = rows[0].size()[0] as usize;
+    grid(
+        &Tensor::cat(&rows, 0),
+        n,
+        &format!("pairs {pairs:?}: columns source, target, then source with unit 0..{} taken from target", n - 3),
+    )
+}
+
+/// Figure (Fig. 6): image `from`, `steps` samples with all units interpolated linearly under one fixed x_T, and
+/// image `to`.
+pub fn interpolation_figure(
+    ldm: &Ldm,
+    ds: &dyn ImageSource,
+    from: usize,
+    to: usize,
+    steps: usize,
+    ddim: Ddim,
+    seed: u64,
+) -> Result<Image> {
+    let ends = images_of(ldm, ds, &[from, to])?;
+    let out = interpolate(ldm, ds, from, to, steps, ddim, seed)?;
+    let row = Tensor::cat(&[ends.get(0).unsqueeze(0), out, ends.get(1).unsqueeze(0)], 0);
+    grid(
+        &row,
+        steps + 2,
+        &format!(
+            "image {from} -> image {to}: all latent units interpolated linearly, one fixed x_T (ends: the real images)"
+        ),
+    )
+}
+
+/// `n` seeded random (source, target) pairs of distinct images.
+pub fn pick_pairs(ds: &dyn ImageSource, n: usize, seed: u64) -> Vec<(usize, usize)> {
+    pick(ds, 2 * n, seed).chunks_exact(2).map(|c| (c[0], c[1])).collect()
 }

@@ -1,8 +1,10 @@
 //! dydis-core: disentangled representation learning with diffusion models (DyGA + Skip Dropout).
 //!
-//! Module map (see docs/architecture.md): `data` (ground-truth datasets), `device` (devices, threads, seeding), `display` (notebook rendering),
-//! `paths` (user-level cache and data directories). Data, networks, diffusion, DyGA, training, evaluation and
-//! visualisation modules build on these.
+//! Layers, bottom to top (docs/architecture.md; a test keeps imports pointing down):
+//! `error`; `fs`, `paths`; `display`; `device`, `data`, `nn`, `diffusion`; `dyga`; the run's files
+//! (`run::config`, `run::dir`, `run::checkpoint`); `model`; `train`, `generate`; `method` (model families behind
+//! one interface); `eval`, `viz`; `run` (`Run::open`) and `bench`.
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod diffusion;
@@ -10,10 +12,13 @@ pub mod display;
 pub mod dyga;
 pub mod error;
 pub mod eval;
+pub mod fs;
 pub mod generate;
+pub mod method;
 pub mod model;
 pub mod nn;
 pub mod paths;
+pub mod run;
 pub mod train;
 pub mod viz;
 
@@ -30,14 +35,15 @@ pub mod prelude {
     pub use crate::display::{
         bar_chart, image_grid, line_plot, show, GridOptions, Html, Image, Panel, Series, Show, Svg, Table,
     };
-    pub use crate::dyga::{self, Anchors, DygaConfig};
+    pub use crate::dyga::{self, Anchors, DygaConfig, RefitRecord};
     pub use crate::eval::{self, Booster, Codes, EvalConfig, GbtConfig, Report};
     pub use crate::generate;
+    pub use crate::method::{self, Method, Model};
     pub use crate::model::{Autoencoder, Ldm};
-    pub use crate::train::{AeTrainer, History, LdmTrainer, RunConfig};
+    pub use crate::run::{self, checkpoint, MethodKind, Run, RunConfig, RunDir};
+    pub use crate::train::{self, AeTrainer, History, LdmTrainer, Trainer};
     pub use crate::viz::{
         self, anchor_plots, anchor_samples, attention_maps, project_units, AnchorSamplesOptions, AttentionOptions,
-        RefitRecord,
     };
     pub use crate::{Error, Result};
     pub use plotters;

@@ -4,10 +4,12 @@
 use crate::diffusion::{l1_loss, Ddim, Schedule};
 use crate::display::{impl_show_via, Table};
 use crate::dyga::{align, AlignMode, AlignStats, Anchors};
+use crate::nn::optim::Ema;
 use crate::nn::{param_count, Discriminator, Extractor, FirstStage, FirstStageConfig, UNet, VqAutoencoder};
-use crate::train::checkpoint::Checkpoint;
-use crate::train::config::RunConfig;
+use crate::run::checkpoint::{self, Checkpoint};
+use crate::run::config::RunConfig;
 use crate::{Error, Result};
+use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
 /// First stage and discriminator, for first-stage training. Variables: `first_stage.*`, `disc.*`.
@@ -70,7 +72,7 @@ impl Ldm {
         let unet = UNet::new(&(vs.root() / "unet"), &m.unet, channels, size, m.extractor.unit_dim)?;
         let mut ema_vs = nn::VarStore::new(device);
         let ema_unet = UNet::new(&(ema_vs.root() / "unet"), &m.unet, channels, size, m.extractor.unit_dim)?;
-        crate::train::optim::Ema::copy(&ema_vs, &vs);
+        Ema::copy(&ema_vs, &vs);
         ema_vs.freeze();
         let mut fs_vs = nn::VarStore::new(device);
         let first_stage = match &m.first_stage {
@@ -271,6 +273,41 @@ impl Ldm {
         }
         t.push_row(["scale factor".to_string(), String::new(), format!("{:.5}", self.scale_factor)]);
         t
+    }
+}
+
+/// Restore an LDM's weights (extractor, U-Net, EMA U-Net, first stage) and scale factor from a checkpoint.
+pub(crate) fn restore_ldm(ldm: &mut Ldm, ck: &Checkpoint) -> Result<()> {
+    if ck.meta.kind != "ldm" {
+        return Err(Error::File {
+            path: ck.path.clone(),
+            message: format!("is a '{}' checkpoint, not a latent diffusion one", ck.meta.kind),
+        });
+    }
+    ck.restore(&ldm.vs, "")?;
+    ck.restore(&ldm.ema_vs, "ema.")?;
+    ck.restore(&ldm.fs_vs, "")?;
+    ldm.scale_factor = ck.meta.scale_factor;
+    let get = |k: &str| ck.tensors.get(k).map(|t| t.shallow_clone());
+    ldm.anchors = crate::dyga::Anchors::from_checkpoint(&ck.meta.dyga, &get, ldm.device)?;
+    Ok(())
+}
+
+impl Ldm {
+    /// The checkpoint stages of an LDM run, in training order: the first stage (`ae`), then the diffusion model.
+    pub const STAGES: [&'static str; 2] = ["ae", "ldm"];
+
+    /// Load a trained model from a checkpoint (a step folder, a stage folder, or a run folder: its newest LDM
+    /// checkpoint).
+    pub fn load(path: &Path, device: Device) -> Result<Ldm> {
+        Ldm::from_checkpoint(&checkpoint::load(&checkpoint::resolve(path, &["ldm"])?)?, device)
+    }
+
+    /// The model an LDM checkpoint holds.
+    pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Ldm> {
+        let mut ldm = Ldm::new(&ck.meta.config, device)?;
+        restore_ldm(&mut ldm, ck)?;
+        Ok(ldm)
     }
 }
 

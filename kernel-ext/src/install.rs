@@ -1,6 +1,7 @@
 //! Installing the `dydis` kernelspec and its evcxr configuration; reporting their state.
 use crate::{Error, Result};
-use dydis_core::display::{write_atomic, Table};
+use dydis_core::display::Table;
+use dydis_core::fs::write_atomic;
 use std::path::{Path, PathBuf};
 
 /// The evcxr_jupyter version dydis is tested with (scripts/setup.sh installs it).
@@ -142,7 +143,7 @@ pub fn install_kernel(layout: &Layout, repo: &Path) -> Result<PathBuf> {
     set_executable(&launcher)?;
 
     let torch_lib = torch.join("lib");
-    let spec = serde_json::json!({
+    let mut spec = serde_json::json!({
         "argv": ["bash", launcher.display().to_string(), "{connection_file}"],
         "display_name": KERNEL_DISPLAY_NAME,
         "language": "rust",
@@ -156,6 +157,10 @@ pub fn install_kernel(layout: &Layout, repo: &Path) -> Result<PathBuf> {
         },
         "metadata": { "dydis": { "repo": repo.display().to_string(), "evcxr_version": EVCXR_VERSION } }
     });
+    // Optional reference data reaches the notebooks through the kernel's environment, as it reaches the CLI.
+    if let Some(reference) = std::env::var_os("DYDIS_REFERENCE_DATA").filter(|v| !v.is_empty()) {
+        spec["env"]["DYDIS_REFERENCE_DATA"] = PathBuf::from(reference).display().to_string().into();
+    }
     let dir = layout.kernelspec_dir();
     write(&dir.join("kernel.json"), &serde_json::to_string_pretty(&spec).expect("json"))?;
     Ok(dir)

@@ -14,7 +14,7 @@ pub mod install;
 pub mod notebook;
 
 pub use install::{install_kernel, KernelStatus, Layout};
-pub use notebook::{execute_notebook, scan_executed, stored_outputs, NotebookReport};
+pub use notebook::{execute_all, execute_notebook, notebooks_in, scan_executed, stored_outputs, NotebookReport};
 
 /// Errors of the notebook environment.
 #[derive(Debug, thiserror::Error)]

@@ -214,6 +214,41 @@ pub fn execute_notebook(layout: &Layout, notebook: &Path, out_dir: &Path, timeou
     })
 }
 
+/// Execute each notebook in turn, printing one line per notebook (and, for a failure, its problems and the tail of
+/// Jupyter's output); returns how many failed.
+pub fn execute_all(layout: &Layout, notebooks: &[PathBuf], out_dir: &Path, timeout: Duration) -> Result<usize> {
+    let mut failed = 0;
+    for nb in notebooks {
+        let report = execute_notebook(layout, nb, out_dir, timeout)?;
+        let verdict = if report.ok() { "ok" } else { "FAILED" };
+        println!(
+            "{verdict:6} {} ({:.1} s) -> {}",
+            nb.display(),
+            report.duration.as_secs_f64(),
+            report.executed.display()
+        );
+        if !report.ok() {
+            failed += 1;
+            for p in &report.problems {
+                println!("         {p}");
+            }
+            println!("--- jupyter output (tail) ---\n{}", report.log_tail);
+        }
+    }
+    Ok(failed)
+}
+
+/// The notebooks of a folder (`*.ipynb`), sorted by name.
+pub fn notebooks_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut list: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ipynb"))
+        .collect();
+    list.sort();
+    Ok(list)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

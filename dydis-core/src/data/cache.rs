@@ -93,9 +93,9 @@ pub fn cached_in(ds: &dyn GroundTruth, dir: &Path, progress: &mut dyn FnMut(usiz
     if !complete {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let _ = std::fs::remove_file(&meta_path);
-        crate::display::write_atomic_with(&data_path, |tmp| render_to(ds, tmp, progress))?;
+        crate::fs::write_atomic_with(&data_path, |tmp| render_to(ds, tmp, progress))?;
         let text = serde_json::to_string_pretty(&meta).expect("json");
-        crate::display::write_atomic(&meta_path, text.as_bytes())?;
+        crate::fs::write_atomic(&meta_path, text.as_bytes())?;
     }
     let file = std::fs::File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
     // SAFETY: the file is only ever replaced by rename, never modified in place, so the mapping stays valid.

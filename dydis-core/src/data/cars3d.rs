@@ -184,19 +184,19 @@ pub fn write_mat_u8(path: &Path, name: &str, dims: &[usize], data: &[u8]) -> Res
     file.extend_from_slice(&MI_MATRIX.to_le_bytes());
     file.extend_from_slice(&(body.len() as u32).to_le_bytes());
     file.extend_from_slice(&body);
-    crate::display::write_atomic(path, &file)
+    crate::fs::write_atomic(path, &file)
 }
 
 /// Write a folder in the Cars3D layout (`car_NNN_mesh.mat` files and `list.txt`) with synthetic content, for
 /// demos, tests and the loader benchmark (the real archive is a download): each object is a Shapes3D-like scene
 /// with seeded hues, scale and shape, seen from 24 azimuths (the object turns in 15° steps) and 4 elevations
-/// (the camera rises). Objects render in parallel. The folder is written atomically ([`super::new_folder`]; an
+/// (the camera rises). Objects render in parallel. The folder is written atomically ([`crate::fs::new_folder`]; an
 /// existing `dir` is refused). Returns `dir`.
 pub fn write_synthetic(dir: impl AsRef<Path>, objects: usize, seed: u64) -> Result<PathBuf> {
     if objects == 0 {
         return Err(Error::config("count", "a synthetic Cars3D folder needs at least one object"));
     }
-    super::new_folder(dir.as_ref(), |dir| fill_synthetic(dir, objects, seed))
+    crate::fs::new_folder(dir.as_ref(), |dir| fill_synthetic(dir, objects, seed))
 }
 
 fn fill_synthetic(dir: &Path, objects: usize, seed: u64) -> Result<()> {
@@ -239,5 +239,5 @@ fn fill_synthetic(dir: &Path, objects: usize, seed: u64) -> Result<()> {
         }
         save_mat(&dir.join(format!("{name}.mat")), &im)
     })?;
-    crate::display::write_atomic(&dir.join("list.txt"), (names.join("\n") + "\n").as_bytes())
+    crate::fs::write_atomic(&dir.join("list.txt"), (names.join("\n") + "\n").as_bytes())
 }

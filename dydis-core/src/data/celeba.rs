@@ -256,12 +256,12 @@ pub const SYNTHETIC_ATTRIBUTES: [&str; 5] = ["Large_Object", "Round_Object", "Wa
 /// `list_attr_celeba.txt` with -1/1 values) whose content is synthetic: CelebA may not be redistributed, so demos
 /// and tests use this. Each image is a Shapes3D-like scene (random factors, seeded) rendered into the D2C crop
 /// window on a grey frame; its five attributes ([`SYNTHETIC_ATTRIBUTES`]) are read off the scene's factors.
-/// The folder is written atomically ([`super::new_folder`]; an existing `root` is refused). Returns `root`.
+/// The folder is written atomically ([`crate::fs::new_folder`]; an existing `root` is refused). Returns `root`.
 pub fn write_synthetic(root: impl AsRef<Path>, n: usize, seed: u64) -> Result<PathBuf> {
     if n == 0 {
         return Err(Error::config("count", "a synthetic CelebA folder needs at least one image"));
     }
-    super::new_folder(root.as_ref(), |root| fill_synthetic(root, n, seed))
+    crate::fs::new_folder(root.as_ref(), |root| fill_synthetic(root, n, seed))
 }
 
 fn fill_synthetic(root: &Path, n: usize, seed: u64) -> Result<()> {
@@ -296,5 +296,5 @@ fn fill_synthetic(root: &Path, n: usize, seed: u64) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let list = format!("{n}\n{}\n{}", SYNTHETIC_ATTRIBUTES.join(" "), lines.concat());
-    crate::display::write_atomic(&root.join("list_attr_celeba.txt"), list.as_bytes())
+    crate::fs::write_atomic(&root.join("list_attr_celeba.txt"), list.as_bytes())
 }

@@ -1,5 +1,5 @@
 //! dSprites: the real `.npz` files (full dataset, or complete sub-grids such as the 46,080-image one in
-//! `shared/data/dsprites`) and a procedural renderer calibrated against the real images.
+//! reference data folder, `$DYDIS_REFERENCE_DATA`) and a procedural renderer calibrated against the real images.
 //!
 //! Factors (the constant `color` column is dropped, as in disentanglement_lib): shape (1 square, 2 ellipse,
 //! 3 heart), scale (0.5..1.0), orientation (radians, counter-clockwise on screen), posX (→ column), posY (→ row).
@@ -136,11 +136,12 @@ impl DSpritesGrid {
         Ok(DSpritesGrid { path, factors, pixels })
     }
 
-    /// The real 46,080-image sub-grid shipped in `shared/data/dsprites`, if present next to this checkout.
-    pub fn shared_subgrid() -> Option<PathBuf> {
-        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let p = here.join("../../shared/data/dsprites/dsprites_downsampled.npz");
-        p.exists().then(|| p.canonicalize().unwrap_or(p))
+    /// Where the real 46,080-image sub-grid lives under the reference data folder.
+    pub const REFERENCE_SUBGRID: &'static str = "dsprites/dsprites_downsampled.npz";
+
+    /// The real sub-grid in the reference data folder (`$DYDIS_REFERENCE_DATA`), if configured and present.
+    pub fn reference_subgrid() -> Option<PathBuf> {
+        crate::paths::reference_file(Self::REFERENCE_SUBGRID)
     }
 
     /// Raw `{0,1}` pixels of image `index`.
@@ -360,7 +361,7 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         message: format!("writing the dataset failed: {message}"),
     };
-    crate::display::write_atomic_with(path, |tmp| {
+    crate::fs::write_atomic_with(path, |tmp| {
         let file = std::fs::File::create(tmp).map_err(|e| failed(e.to_string()))?;
         let mut w = ndarray_npy::NpzWriter::new_compressed(file);
         w.add_array("imgs", &imgs).map_err(|e| failed(e.to_string()))?;

@@ -2,7 +2,6 @@
 //! ([`FactorSpace`]) whose index `i` has one image. Training and every metric use this one abstraction.
 //!
 //! Images are CHW `f32` in [-1, 1] (the paper's normalisation). Decoding a batch runs in parallel (rayon).
-pub mod bench;
 pub mod cache;
 pub mod cars3d;
 pub mod celeba;
@@ -30,7 +29,7 @@ pub use shapes3d_h5::Shapes3dH5;
 use crate::display::{image_grid, GridOptions, Image, Panel, Show, Table};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
@@ -82,6 +81,10 @@ pub trait ImageSource: Send + Sync {
     fn shape(&self) -> ImageShape;
     /// Images `indices` as `[B, C, H, W]` in [-1, 1].
     fn images(&self, indices: &[usize], device: Device) -> Result<Tensor>;
+    /// The factor grid when the source is a ground-truth dataset (image `i` is grid index `i`); None otherwise.
+    fn factors(&self) -> Option<&FactorSpace> {
+        None
+    }
 }
 
 /// A ground-truth grid as an [`ImageSource`].
@@ -90,6 +93,9 @@ pub struct Grid(pub Arc<dyn GroundTruth>);
 impl ImageSource for Grid {
     fn source_name(&self) -> String {
         self.0.name()
+    }
+    fn factors(&self) -> Option<&FactorSpace> {
+        Some(self.0.factors())
     }
     fn num_images(&self) -> usize {
         self.0.len()
@@ -115,30 +121,6 @@ impl ImageSource for celeba::CelebA {
     fn images(&self, indices: &[usize], device: Device) -> Result<Tensor> {
         self.batch(indices, device)
     }
-}
-
-/// Write a new folder atomically: `fill` writes into a temporary sibling of `root`, which is renamed to `root`
-/// when `fill` succeeds and removed when it fails, so a failed write never leaves a folder that looks complete.
-/// An existing `root` is refused. Returns `root`.
-pub fn new_folder(root: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
-    if root.exists() {
-        return Err(Error::File {
-            path: root.to_path_buf(),
-            message: "already exists; a new folder is written here".into(),
-        });
-    }
-    let name =
-        root.file_name().ok_or_else(|| Error::config("folder", format!("'{}' has no folder name", root.display())))?;
-    let parent = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = parent.join(format!("{}.tmp{}", name.to_string_lossy(), std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = fill(&tmp).and_then(|()| std::fs::rename(&tmp, root).map_err(|e| Error::io(root, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result.map(|()| root.to_path_buf())
 }
 
 /// Interleaved RGB bytes (HWC, as image files store them) into CHW floats in [-1, 1].
@@ -293,3 +275,16 @@ impl Show for FactorSpace {
     }
 }
 crate::display::rich_display!(FactorSpace);
+
+/// A dataset at a glance, as files in `dir`: `samples.png` (32 seeded images) and one `traversal-<factor>.png` per
+/// factor through the grid's middle image, enlarged `scale` times.
+pub fn save_overview(ds: &dyn GroundTruth, dir: &Path, scale: usize) -> Result<()> {
+    sample_grid(ds, 32, 0, scale)?.save_png(dir.join("samples.png"))?;
+    let middle: Vec<usize> = ds.factors().sizes().iter().map(|s| s / 2).collect();
+    let base = ds.factors().index_of(&middle)?;
+    for f in 0..ds.factors().num_factors() {
+        let name = crate::fs::file_safe(&ds.factors().factor(f).name);
+        traversal(ds, f, base, scale)?.save_png(dir.join(format!("traversal-{name}.png")))?;
+    }
+    Ok(())
+}

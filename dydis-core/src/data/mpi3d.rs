@@ -279,7 +279,7 @@ pub fn save_npz(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
         });
     }
     let n = ds.len();
-    crate::display::write_atomic_with(path, |tmp| {
+    crate::fs::write_atomic_with(path, |tmp| {
         // Errors name the destination (the temporary file is gone by the time they are read).
         let io = |e: std::io::Error| Error::File { path: path.to_path_buf(), message: format!("writing: {e}") };
         let zerr = |e: zip::result::ZipError| Error::File {

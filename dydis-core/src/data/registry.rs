@@ -44,8 +44,8 @@ pub fn catalogue() -> Vec<Entry> {
         },
         Entry {
             name: "dsprites-real:subgrid",
-            description: "the real 46,080-image dSprites sub-grid from ../shared/data/dsprites (Apache-2.0)",
-            available: DSpritesGrid::shared_subgrid().is_some(),
+            description: "the real 46,080-image dSprites sub-grid from the reference data folder ($DYDIS_REFERENCE_DATA; Apache-2.0)",
+            available: DSpritesGrid::reference_subgrid().is_some(),
         },
     ]
 }
@@ -77,9 +77,14 @@ pub fn open(spec: &str) -> Result<Arc<dyn GroundTruth>> {
         "dsprites-like" => Ok(Arc::new(DSpritesRenderer::full())),
         "dsprites-like:subgrid" => Ok(Arc::new(DSpritesRenderer::new(dsprites::subgrid_factors())?)),
         "dsprites-real:subgrid" => {
-            let p = DSpritesGrid::shared_subgrid().ok_or_else(|| Error::File {
-                path: "../shared/data/dsprites/dsprites_downsampled.npz".into(),
-                message: "not found next to this checkout".into(),
+            let p = DSpritesGrid::reference_subgrid().ok_or_else(|| {
+                Error::config(
+                    "dataset",
+                    format!(
+                        "dsprites-real:subgrid reads {} under $DYDIS_REFERENCE_DATA, which is unset or lacks it",
+                        DSpritesGrid::REFERENCE_SUBGRID
+                    ),
+                )
             })?;
             Ok(Arc::new(DSpritesGrid::open(p)?))
         }

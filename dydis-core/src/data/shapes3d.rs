@@ -1,6 +1,6 @@
 //! Shapes3D look-alike: a small ray caster of the 3dshapes scene (a square room, an object at its centre, a
 //! camera orbiting on a ring and looking at the object), with the camera, room and object sizes fitted to the real
-//! images (see shared docs/datasets.md §2b) and the lighting calibrated against the 50 real reference images.
+//! images (docs/datasets.md) and the lighting calibrated against the 50 real reference images.
 //!
 //! Factors in the h5 order and value conventions: floor_hue, wall_hue, object_hue (0.0..0.9), scale
 //! (linspace 0.75..1.25, 8), shape (0 cube, 1 cylinder, 2 sphere, 3 capsule), orientation (camera azimuth,
@@ -614,11 +614,12 @@ impl Reference {
         Ok(Reference { images, labels })
     }
 
-    /// The reference file in ../shared/data next to this checkout, if present.
-    pub fn shared() -> Option<std::path::PathBuf> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data/shapes3d/shapes3d_reference_samples.npz");
-        p.exists().then(|| p.canonicalize().unwrap_or(p))
+    /// Where the reference images live under the reference data folder.
+    pub const FILE: &'static str = "shapes3d/shapes3d_reference_samples.npz";
+
+    /// The reference file in the reference data folder (`$DYDIS_REFERENCE_DATA`), if configured and present.
+    pub fn find() -> Option<std::path::PathBuf> {
+        crate::paths::reference_file(Self::FILE)
     }
 }
 

@@ -134,7 +134,7 @@ pub fn save_h5(ds: &dyn GroundTruth, path: &Path) -> Result<()> {
         return Err(Error::config("dataset", format!("{} is not a Shapes3D-family dataset", ds.name())));
     }
     let n = ds.len();
-    crate::display::write_atomic_with(path, |tmp| {
+    crate::fs::write_atomic_with(path, |tmp| {
         let file = hdf5_metno::File::create(tmp).map_err(h5err(tmp))?;
         let images = file
             .new_dataset::<u8>()

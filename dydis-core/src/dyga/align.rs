@@ -1,4 +1,4 @@
-//! Feature alignment (paper Eq. 6 / Algorithm 3, and the released code's version, reference-spec §6.4-6.6).
+//! Feature alignment (paper Eq. 6 / Algorithm 3, and the released code's version, docs/architecture.md).
 use super::anchors::Anchors;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ pub enum AlignMode {
     /// constants for autograd; normalisation statistics from the fit.
     Paper,
     /// The released code: batch min-max with the max subtracted, hard argmax, one λ_mix for the whole batch,
-    /// mixed in the normalised anchor space (reference-spec §6.4).
+    /// mixed in the normalised anchor space (docs/architecture.md).
     ReleasedCode,
     Off,
 }
@@ -43,7 +43,10 @@ pub fn align(
         return Ok((c.shallow_clone(), AlignStats::default()));
     }
     if anchors.units.len() != n as usize {
-        return Err(Error::config("dyga", format!("anchors for {} units, features have {n}", anchors.units.len())));
+        return Err(Error::data(
+            "features to align",
+            format!("{n} units, but the anchors are for {}", anchors.units.len()),
+        ));
     }
     let fk = anchors.units[0].mixture.means.kind();
     let (out, delta) = match mode {

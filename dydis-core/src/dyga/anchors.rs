@@ -1,4 +1,4 @@
-//! Anchor selection (paper Algorithm 2, reference-spec §6.2 with the corrections of §6.3): K₀ components, EM,
+//! Anchor selection (paper Algorithm 2, docs/architecture.md): K₀ components, EM,
 //! rounds of splitting dense (and randomly chosen) Gaussians into two children refitted on the parent's hard
 //! cluster, filtering of small Gaussians, a final EM. Components carry stable ids so that every split and filter
 //! is recorded against the component it touched.
@@ -342,8 +342,9 @@ pub fn apply_splits(
 
 /// Select the anchors of one unit from its raw features `[n, D]`.
 pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) -> Result<UnitAnchors> {
+    cfg.validate()?;
     let t0 = Instant::now();
-    let fail = |m: String| Error::config("dyga", format!("unit {unit}: {m}"));
+    let fail = |m: String| Error::data(format!("features of unit {unit}"), m);
     let (n, d) =
         raw.size2().map_err(|_| Error::Shape { got: raw.size(), expected: "[n, D] features of one unit".into() })?;
     if n == 0 || d == 0 {
@@ -436,7 +437,9 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
                     let p_parent = component_params(&super::CovModel::Full, d, d);
                     let p_child = 2.0 * p_parent + 1.0;
                     let delta_bic = -2.0 * ns * (ll_child - ll_parent) + (p_child - p_parent) * ns.ln();
-                    if cfg.split_criterion == SplitCriterion::Bic && !(delta_bic < 0.0) {
+                    if cfg.split_criterion == SplitCriterion::Bic
+                        && delta_bic.partial_cmp(&0.0) != Some(std::cmp::Ordering::Less)
+                    {
                         events.push(Event::SplitSkipped {
                             round,
                             parent: ids[k],
@@ -540,7 +543,7 @@ pub fn fit_units(features: &Tensor, cfg: &DygaConfig, seed: u64, epoch: usize) -
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .map_err(|e| Error::config("dyga", e.to_string()))?;
+            .map_err(|e| Error::failed("starting the anchor-fit thread pool", e.to_string()))?;
         // libtorch's thread count is per OS thread (OpenMP): each worker runs its unit on one thread. One thread per
         // unit even when there are fewer units than threads: the ops are small, and OpenMP's wake-ups made a single
         // 10,000-feature unit 1.8x slower on two threads than on one (perf, docs/results.md).

@@ -135,7 +135,7 @@ impl Mixture {
                     format!("covariance of component(s) {bad:?} is not positive definite even with jitter"),
                 ));
             }
-            let jitter = 10f64.powi(attempt as i32 - 6);
+            let jitter = 10f64.powi(attempt - 6);
             covs = &self.covs + &scale * &eye * jitter;
         }
         unreachable!()
@@ -216,7 +216,7 @@ impl Mixture {
             let dk = self.dims[c] as usize;
             let rest = &comp[dk..];
             let b = (rest.iter().sum::<f64>() / rest.len() as f64).max(f64::MIN_POSITIVE);
-            if comp[..dk].iter().any(|&a| !(a > 0.0)) {
+            if comp[..dk].iter().any(|&a| a.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
                 return Err(Error::config(
                     "dyga",
                     format!("covariance of component {c} has a non-positive leading eigenvalue"),
@@ -263,7 +263,7 @@ impl Mixture {
         let s = e.sum_dim_intlist(1, true, e.kind());
         let ll = (s.log() + &m).mean(Kind::Double).double_value(&[]);
         if !ll.is_finite() {
-            return Err(Error::config("dyga", format!("the mixture's log-likelihood is {ll}")));
+            return Err(Error::failed("EM", format!("the mixture's log-likelihood is {ll}")));
         }
         Ok((e / s, ll))
     }
@@ -385,7 +385,7 @@ impl Mixture {
                     .map_err(Error::Torch)?;
             let keep: Vec<i64> = (0..mass.len() as i64).filter(|&k| mass[k as usize] >= 1.0).collect();
             if keep.is_empty() {
-                return Err(Error::config("dyga", "every mixture component lost its mass"));
+                return Err(Error::failed("EM", "every mixture component lost its mass"));
             }
             let kept_dims: Vec<i64> = keep.iter().map(|&k| self.dims[k as usize]).collect();
             let resp = if keep.len() < mass.len() {
@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn subspace_log_densities_equal_the_full_covariance_ones() {
-        // Deterministic data (the global torch seed is shared with tests running in parallel).
+        let _rng = crate::device::global_rng_lock();
         let opts = (Kind::Double, tch::Device::Cpu);
         let x =
             (Tensor::arange(6000, opts).view([500, 12]) * 0.7548776662).sin() * Tensor::linspace(0.01, 2.0, 12, opts);
@@ -478,6 +478,7 @@ mod tests {
 
     #[test]
     fn hddc_keeps_leading_eigenvalues_and_ties_the_rest() {
+        let _rng = crate::device::global_rng_lock();
         let q = Tensor::linalg_qr(&Tensor::randn([6, 6], (Kind::Double, tch::Device::Cpu)), "reduced").0;
         let lam = Tensor::from_slice(&[9.0f64, 4.0, 0.3, 0.2, 0.15, 0.1]);
         let cov = (&q * lam.unsqueeze(0)).matmul(&q.tr()).unsqueeze(0);

@@ -1,4 +1,4 @@
-//! Dynamic Gaussian Anchoring (paper §3.2, reference-spec §6): per latent unit a Gaussian mixture is fitted to
+//! Dynamic Gaussian Anchoring (paper §3.2, docs/architecture.md): per latent unit a Gaussian mixture is fitted to
 //! the unit's features (HDDC by default), dense Gaussians are split and small ones filtered so that the number of
 //! anchors adapts, and features are shifted toward their anchor.
 //!
@@ -7,15 +7,17 @@
 pub mod align;
 pub mod anchors;
 pub mod gmm;
+pub mod record;
 
 pub use align::{align, AlignMode, AlignStats};
 pub use anchors::{fit_units, select_anchors, Anchors, Event, Normalisation, UnitAnchors};
 pub use gmm::{CovModel, EmOptions, EmTrace, Mixture};
+pub use record::RefitRecord;
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// DyGA settings (defaults: reference-spec §6.2 and the paper).
+/// DyGA settings (defaults: docs/architecture.md and the paper).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DygaConfig {
@@ -113,14 +115,19 @@ impl DygaConfig {
                 return bad(f, format!("{v} is not in [0, 1]"));
             }
         }
-        if !(self.psi >= 0.0
-            && self.reg >= 0.0
-            && self.tol >= 0.0
-            && self.min_size >= 0.0
-            && self.lambda >= 0.0
-            && self.tau > 0.0)
-        {
-            return bad("psi", "psi, reg, tol, min_size and lambda must be non-negative and tau positive".into());
+        for (f, v) in [
+            ("psi", self.psi),
+            ("reg", self.reg),
+            ("tol", self.tol),
+            ("min_size", self.min_size),
+            ("lambda", self.lambda),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return bad(f, format!("{v} must be a non-negative number"));
+            }
+        }
+        if !(self.tau > 0.0 && self.tau.is_finite()) {
+            return bad("tau", format!("{} must be a positive number", self.tau));
         }
         if let CovModel::Hddc { fixed_dim: Some(d), .. } = self.model {
             if d < 1 {

@@ -1,4 +1,4 @@
-//! The downstream sample-efficiency task (paper Table 5, reference-spec §8): per factor, a boosted-trees
+//! The downstream sample-efficiency task (paper Table 5, docs/architecture.md): per factor, a boosted-trees
 //! classifier from the 20-scalar representation, trained on 10,000, 1,000 and 100 samples and tested on 5,000 fresh
 //! samples each; the ratios Acc₁₀₀₀/Acc and Acc₁₀₀/Acc against the largest size.
 use super::gbt::GbtConfig;

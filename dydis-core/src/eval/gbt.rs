@@ -1,5 +1,5 @@
 //! Gradient-boosted trees with scikit-learn `GradientBoostingClassifier()` semantics (the predictor of DCI and of
-//! the downstream task, reference-spec §7.2 and §8).
+//! the downstream task, docs/architecture.md).
 //!
 //! What is reproduced exactly: `X` cast to f32; the prior initialisation (class frequencies clipped to [ε, 1 − ε];
 //! log-odds for two classes, the symmetric multinomial logit otherwise); one regression tree per class and stage
@@ -214,10 +214,9 @@ impl Grower<'_> {
             let mut best = vec![vec![(f64::NEG_INFINITY, 0.0); nf]; open.len()];
             let init =
                 Scan { n_left: 0, s_left: 0.0, last: f64::NEG_INFINITY, best: f64::NEG_INFINITY, threshold: 0.0 };
-            for f in 0..nf {
-                let col = &self.cols[f];
+            for (f, (col, sorted)) in self.cols.iter().zip(self.sorted.iter()).enumerate() {
                 let mut st = vec![init.clone(); open.len()];
-                for &i in &self.sorted[f] {
+                for &i in sorted {
                     let i = i as usize;
                     let j = slot[node_of[i]];
                     if j == usize::MAX {

@@ -1,5 +1,5 @@
-//! Evaluation (reference-spec §7): representations reduced to one scalar per latent unit, and disentanglement
-//! metrics with disentanglement_lib's semantics. Every metric takes a ground-truth factor space and a code per grid
+//! Evaluation (docs/architecture.md): representations of any model family reduced to one scalar per latent unit,
+//! and disentanglement metrics with disentanglement_lib's semantics. Every metric takes a ground-truth factor space and a code per grid
 //! index, so it can be checked on synthetic codes first.
 //!
 //! Sampling is seeded (ChaCha8); it does not
@@ -9,12 +9,14 @@ pub mod fid;
 pub mod gbt;
 pub mod linear;
 pub mod metrics;
+pub mod model_eval;
 pub mod report;
 pub mod represent;
 
 pub use downstream::{downstream, DownstreamResult};
 pub use gbt::{Booster, GbtConfig};
 pub use metrics::*;
+pub use model_eval::{evaluate_model, evaluate_representation, ModelEval};
 pub use report::{compare, evaluate, paper_results, EvalConfig, Report};
 
 use crate::data::FactorSpace;

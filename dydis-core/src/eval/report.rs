@@ -5,14 +5,15 @@ use super::gbt::GbtConfig;
 use super::metrics::*;
 use super::Codes;
 use crate::data::FactorSpace;
-use crate::display::{impl_show_via, write_atomic, Table};
+use crate::display::{impl_show_via, Table};
+use crate::fs::write_atomic;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-/// Sample counts and parameters of the suite. `paper()` is the released evaluation's (reference-spec §7.2, §8);
+/// Sample counts and parameters of the suite. `paper()` is the released evaluation's (docs/architecture.md);
 /// `quick()` divides the counts by ten for CPU checks.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EvalConfig {
@@ -57,6 +58,15 @@ impl EvalConfig {
             factor_vae_variance_samples: 1_000,
             downstream_sizes: vec![1_000, 100],
             ..Self::paper()
+        }
+    }
+
+    /// A named sample-count preset: `paper` or `quick`.
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "paper" => Ok(Self::paper()),
+            "quick" => Ok(Self::quick()),
+            other => Err(Error::config("eval preset", format!("unknown preset '{other}' (paper or quick)"))),
         }
     }
 
@@ -276,7 +286,7 @@ impl Report {
     pub fn write(&self, dir: &Path) -> Result<()> {
         write_atomic(
             &dir.join("report.json"),
-            serde_json::to_string_pretty(self).map_err(|e| Error::config("report", e.to_string()))?.as_bytes(),
+            serde_json::to_string_pretty(self).map_err(|e| Error::json("the report", e))?.as_bytes(),
         )?;
         write_atomic(&dir.join("report.md"), self.markdown().as_bytes())?;
         let html = format!(

@@ -1,31 +1,31 @@
-//! Representations: unit features `[n, N, D]` of every image of a ground-truth grid, extracted from a model in
+//! Representations: `[n, N, D]` of every image of a ground-truth grid, extracted from a model of any family in
 //! batches on any device, saved and loaded as `.npz` with the released code's key `latents` (its `dis_repre`
 //! files load here and ours load there).
 use crate::data::npz::Npz;
 use crate::data::ImageSource;
-use crate::model::Ldm;
+use crate::method::Model;
 use crate::{Error, Result};
 use ndarray::Array3;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-/// Unit features of images `indices` (eval mode). `aligned`: pass them through the model's conditioning step
-/// (DyGA alignment toward the anchors, as the released evaluation does) instead of the raw extractor output.
-pub fn extract(ldm: &Ldm, source: &dyn ImageSource, indices: &[usize], batch: usize, aligned: bool) -> Result<Tensor> {
+/// Representations `[n, N, D]` of images `indices` of a source (the model's [`Model::represent`], in batches, on
+/// the CPU). `aligned`: the form the family's released evaluation scores (the LDM: units after DyGA alignment).
+pub fn extract(
+    model: &dyn Model,
+    source: &dyn ImageSource,
+    indices: &[usize],
+    batch: usize,
+    aligned: bool,
+) -> Result<Tensor> {
     if indices.is_empty() {
-        return Err(Error::config("representation", "no images to extract"));
+        return Err(Error::data("representation", "no images to extract"));
     }
-    let units = ldm.collect_units(source, indices, batch)?;
-    if !aligned {
-        return Ok(units);
+    let mut parts = Vec::new();
+    for chunk in indices.chunks(batch.max(1)) {
+        let x = source.images(chunk, model.device())?;
+        parts.push(model.represent(&x, aligned)?.to_device(Device::Cpu));
     }
-    let parts: Vec<Tensor> = units
-        .split(batch.max(1) as i64, 0)
-        .iter()
-        .map(|u| {
-            Ok(tch::no_grad(|| ldm.condition_with_stats(&u.to_device(ldm.device), false))?.0.to_device(Device::Cpu))
-        })
-        .collect::<Result<_>>()?;
     Ok(Tensor::cat(&parts, 0))
 }
 
@@ -41,10 +41,10 @@ pub fn save_npz(path: &Path, latents: &Tensor) -> Result<()> {
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut w = ndarray_npy::NpzWriter::new_compressed(&mut buf);
-        w.add_array("latents", &a).map_err(|e| Error::config("npz", e.to_string()))?;
-        w.finish().map_err(|e| Error::config("npz", e.to_string()))?;
+        w.add_array("latents", &a).map_err(|e| Error::failed("writing the representation", e.to_string()))?;
+        w.finish().map_err(|e| Error::failed("writing the representation", e.to_string()))?;
     }
-    crate::display::write_atomic(path, buf.get_ref())
+    crate::fs::write_atomic(path, buf.get_ref())
 }
 
 /// Read `latents` (`[n, N, D]`, float32 or float64) from an `.npz`.

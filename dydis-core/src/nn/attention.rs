@@ -1,4 +1,4 @@
-//! Spatial transformer of the conditional U-Net (reference-spec §4.1): self-attention, cross-attention over the
+//! Spatial transformer of the conditional U-Net (docs/architecture.md): self-attention, cross-attention over the
 //! latent units, GEGLU feed-forward, zero-initialised output projection. Cross-attention can record its
 //! post-softmax probabilities for the attention-map tools.
 use super::{conv, group_norm, linear, zero_conv};

@@ -1,4 +1,4 @@
-//! The first stage (reference-spec §2): an LDM-style VQ autoencoder (f = 2^(levels-1)), its PatchGAN
+//! The first stage (docs/architecture.md): an LDM-style VQ autoencoder (f = 2^(levels-1)), its PatchGAN
 //! discriminator and losses, and an `identity` first stage for pixel-space diffusion.
 //!
 //! LPIPS is not part of the generator loss: its VGG16 weights cannot be obtained offline. The first-stage trainer
@@ -416,6 +416,8 @@ pub fn adaptive_weight(nll: &Tensor, g_loss: &Tensor, last_layer: &Tensor, disc_
 }
 
 /// A frozen first stage as the latent diffusion model uses it.
+// One per model: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum FirstStage {
     Vq(VqAutoencoder),

@@ -1,4 +1,4 @@
-//! The latent-unit feature extractor (reference-spec §3.1): a CNN and an FC stack give N scalars, and N independent
+//! The latent-unit feature extractor (docs/architecture.md): a CNN and an FC stack give N scalars, and N independent
 //! MLPs lift scalar i to latent unit i in R^D. The last layer is a ReLU, as in the released code, so features are
 //! non-negative with exact zeros.
 use crate::{Error, Result};

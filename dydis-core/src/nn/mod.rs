@@ -1,10 +1,11 @@
-//! Networks: the VQ first stage, the latent-unit extractor and the conditional U-Net (reference-spec §2-5).
+//! Networks: the VQ first stage, the latent-unit extractor and the conditional U-Net (docs/architecture.md).
 //!
 //! Each part is a `Config` (serde, validated) plus a type built with `new(path, &config)`; parameter paths are named
 //! (`unet.input.3.0.in_conv.weight`), so checkpoints are readable and stable.
 pub mod attention;
 pub mod autoencoder;
 pub mod extractor;
+pub mod optim;
 pub mod resblock;
 pub mod unet;
 

@@ -1,4 +1,4 @@
-//! The U-Net's residual block (reference-spec §4.1): GroupNorm, SiLU, conv; the time embedding as a scale and
+//! The U-Net's residual block (docs/architecture.md): GroupNorm, SiLU, conv; the time embedding as a scale and
 //! shift of the second GroupNorm; dropout; a zero-initialised conv; optional average-pool down / nearest up on both
 //! branches (`resblock_updown`).
 use super::{conv, group_norm, linear, silu, zero_conv};

@@ -1,4 +1,4 @@
-//! The conditional denoising U-Net (reference-spec §4.1) with Skip Dropout (§5).
+//! The conditional denoising U-Net (docs/architecture.md) with Skip Dropout (§5).
 //!
 //! Levels are numbered from the full-resolution one (level l has downsampling factor 2^l). The condition (the
 //! latent units, `[B, N, D]`) enters only as keys and values of the cross-attention layers.
@@ -141,6 +141,8 @@ impl UNetConfig {
     }
 }
 
+// A few dozen per network, built once: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Layer {
     Conv(nn::Conv2D),

@@ -1,14 +1,72 @@
-//! Training: run configurations and presets, AdamW and EMA, checkpoints, and the two trainers (first stage and
-//! latent diffusion). Trainers are step-wise objects, so notebooks can run one step, look, and go on.
-pub mod checkpoint;
-pub mod config;
-pub mod optim;
+//! Training: the step-wise [`Trainer`] interface every stage of every method implements, the loop that drives one
+//! (checkpoints on the way and at the end, Ctrl-C finishing the step), step logs and loss curves, and the LDM's
+//! two trainers (first stage and latent diffusion). Trainers are step-wise objects, so notebooks can run one
+//! step, look, and go on.
 mod trainer;
 
-pub use config::{AeTrainConfig, LdmTrainConfig, ModelConfig, RunConfig, SampleConfig, PRESETS};
-pub use trainer::{AeTrainer, History, LdmTrainer, Outcome, StepLog};
+pub use trainer::{ldm_optimizers, ldm_step, AeTrainer, History, LdmTrainer, Outcome, StepLog};
 
+use crate::Result;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// One training stage of a method (its checkpoints live in `<run>/<stage>/`), trained one step at a time.
+pub trait Trainer {
+    /// The stage's folder name in the run (`ae`, `ldm`, ...).
+    fn stage(&self) -> &str;
+    /// What the stage trains, in words ("first stage").
+    fn title(&self) -> &str;
+    /// Optimisation steps completed (restored from the checkpoint on resume).
+    fn current_step(&self) -> usize;
+    /// The configured length of the stage.
+    fn total_steps(&self) -> usize;
+    fn checkpoint_every(&self) -> usize;
+    /// One optimisation step on the next batch; logged to `<stage>/log.jsonl` and the progress line.
+    fn train_step(&mut self) -> Result<StepLog>;
+    /// Write a checkpoint of the current state; returns its folder.
+    fn save(&self) -> Result<PathBuf>;
+    fn history(&self) -> &History;
+    /// What is trained, for the first line a command prints.
+    fn describe(&self) -> String;
+}
+
+/// Train to the stage's configured length (or `max_steps` more), checkpointing every `checkpoint_every` steps and
+/// at the end. Ctrl-C (see [`install_interrupt_handler`]) finishes the current step, saves and returns.
+pub fn run_stage(t: &mut (impl Trainer + ?Sized), max_steps: Option<usize>) -> Result<Outcome> {
+    clear_interrupt();
+    let t0 = Instant::now();
+    let start = t.current_step();
+    let end = match max_steps {
+        Some(m) => (start + m).min(t.total_steps()),
+        None => t.total_steps(),
+    };
+    let mut last = None;
+    let mut interrupted = false;
+    let mut checkpoint = None;
+    while t.current_step() < end {
+        let log = t.train_step()?;
+        last = Some(log.loss);
+        if t.current_step() % t.checkpoint_every() == 0 && t.current_step() < end {
+            checkpoint = Some(t.save()?);
+        }
+        if interrupted_now() {
+            interrupted = true;
+            clear_interrupt();
+            break;
+        }
+    }
+    if t.current_step() > start || checkpoint.is_none() {
+        checkpoint = Some(t.save()?);
+    }
+    Ok(Outcome {
+        steps_done: t.current_step() - start,
+        interrupted,
+        checkpoint,
+        seconds: t0.elapsed().as_secs_f64(),
+        final_loss: last,
+    })
+}
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -27,7 +85,7 @@ pub fn install_interrupt_handler() {
 }
 
 /// Whether an interrupt was requested (and not yet handled).
-pub fn interrupted() -> bool {
+pub fn interrupted_now() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 

@@ -1,10 +1,12 @@
-use super::checkpoint::{self, Meta};
-use super::config::RunConfig;
-use super::optim::{AdamW, Ema};
+use super::{run_stage, Trainer};
 use crate::data::{self, ImageSource};
 use crate::display::{impl_show_via, line_plot, Series, Svg};
-use crate::model::{Autoencoder, Ldm};
+use crate::model::{restore_ldm, Autoencoder, Ldm, LossParts};
 use crate::nn::autoencoder::{adaptive_weight, hinge_d_loss};
+use crate::nn::optim::{AdamW, Ema};
+use crate::run::checkpoint::{self, Meta};
+use crate::run::config::RunConfig;
+use crate::run::dir::RunDir;
 use crate::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -116,7 +118,7 @@ struct Driver {
     order_epoch: Option<usize>,
     order: Vec<usize>,
     device: Device,
-    stage_dir: PathBuf,
+    run: RunDir,
     log: Option<std::fs::File>,
     history: History,
     log_every: usize,
@@ -139,7 +141,7 @@ impl Driver {
         batch_size: usize,
         seed: u64,
         device: Device,
-        stage_dir: PathBuf,
+        run: RunDir,
         log_every: usize,
         stage: &str,
     ) -> Result<Self> {
@@ -153,7 +155,7 @@ impl Driver {
             order_epoch: None,
             order: vec![],
             device,
-            stage_dir,
+            run,
             log: None,
             history: History { stage: stage.into(), steps: vec![] },
             log_every,
@@ -164,6 +166,10 @@ impl Driver {
 
     fn steps_per_epoch(&self) -> usize {
         self.data.num_images().div_ceil(self.batch_size)
+    }
+
+    fn stage_dir(&self) -> PathBuf {
+        self.run.stage(&self.history.stage)
     }
 
     /// The images of step `step` (epoch-wise reshuffled, seeded).
@@ -182,11 +188,12 @@ impl Driver {
     }
 
     fn open_log(&mut self, truncate_after: usize) -> Result<()> {
-        std::fs::create_dir_all(&self.stage_dir).map_err(|e| Error::io(&self.stage_dir, e))?;
-        let path = self.stage_dir.join("log.jsonl");
+        let dir = self.stage_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = self.run.log(&self.history.stage);
         // On resume keep the lines up to the checkpoint's step and drop any written after it.
         if path.exists() {
-            let h = History::read(&path).unwrap_or_default();
+            let h = History::read(&path)?;
             self.history.steps = h.steps.into_iter().filter(|s| s.step <= truncate_after).collect();
         }
         let mut f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
@@ -200,7 +207,7 @@ impl Driver {
     fn record(&mut self, s: StepLog, total: usize) -> Result<()> {
         if let Some(f) = &mut self.log {
             writeln!(f, "{}", serde_json::to_string(&s).expect("log line"))
-                .map_err(|e| Error::io(self.stage_dir.join("log.jsonl"), e))?;
+                .map_err(|e| Error::io(self.run.log(&self.history.stage), e))?;
         }
         let step = s.step;
         self.history.steps.push(s);
@@ -274,13 +281,16 @@ fn open_data(config: &RunConfig) -> Result<Arc<dyn ImageSource>> {
     Ok(ds)
 }
 
-/// Trains the VQ first stage (reference-spec §2.2, without LPIPS): L1 reconstruction + codebook loss + the
+/// A perceptual distance per image pair `(x, x̂) -> [B]`.
+pub type PerceptualTerm = Box<dyn Fn(&Tensor, &Tensor) -> Tensor + Send>;
+
+/// Trains the VQ first stage (docs/architecture.md, without LPIPS): L1 reconstruction + codebook loss + the
 /// adaptively weighted hinge GAN loss from `disc_start`.
 pub struct AeTrainer {
     pub model: Autoencoder,
     /// A perceptual distance per image pair `(x, x̂) -> [B]` (for example LPIPS with weights you supply), added to
     /// the L1 reconstruction term with `ae.perceptual_weight`, as taming's loss does.
-    pub perceptual: Option<Box<dyn Fn(&Tensor, &Tensor) -> Tensor + Send>>,
+    pub perceptual: Option<PerceptualTerm>,
     opt_g: AdamW,
     opt_d: AdamW,
     pub step: usize,
@@ -300,7 +310,8 @@ impl AeTrainer {
         let a = &config.ae;
         let opt_g = AdamW::new(&model.vs, &["first_stage."], a.lr, a.betas, 0.0);
         let opt_d = AdamW::new(&model.vs, &["disc."], a.lr, a.betas, 0.0);
-        let driver = Driver::new(data, a.batch_size, config.seed, device, run_dir.join("ae"), a.log_every, "ae")?;
+        let dir = RunDir::new(run_dir);
+        let driver = Driver::new(data, a.batch_size, config.seed, device, dir.clone(), a.log_every, "ae")?;
         let mut t = AeTrainer {
             model,
             perceptual: None,
@@ -312,7 +323,7 @@ impl AeTrainer {
             config: config.clone(),
         };
         if resume {
-            if let Some((_, p)) = checkpoint::list(&run_dir.join("ae"))?.pop() {
+            if let Some((_, p)) = dir.newest("ae")? {
                 let ck = checkpoint::load(&p)?;
                 if ck.meta.config.model != config.model {
                     return Err(Error::File {
@@ -352,7 +363,7 @@ impl AeTrainer {
         let (xrec, qloss) = m.vq.forward(&x);
         let mut rec = (&x - &xrec).abs().mean(Kind::Float);
         if let Some(p) = &self.perceptual {
-            rec = rec + p(&x, &xrec).mean(Kind::Float) * a.perceptual_weight;
+            rec += p(&x, &xrec).mean(Kind::Float) * a.perceptual_weight;
         }
         let gan_on = self.step >= a.disc_start;
         let (loss, g_val, dw_val) = if gan_on {
@@ -408,7 +419,7 @@ impl AeTrainer {
         let mut opt = self.opt_g.state("g.");
         opt.extend(self.opt_d.state("d."));
         checkpoint::save(
-            &self.driver.stage_dir,
+            &self.driver.stage_dir(),
             &meta,
             &checkpoint::named(&self.model.vs, ""),
             &opt,
@@ -418,75 +429,26 @@ impl AeTrainer {
 
     /// Train to the configured number of steps (or `max_steps` more), then save.
     pub fn run(&mut self, max_steps: Option<usize>) -> Result<Outcome> {
-        run_loop(self.total_steps(), max_steps, self.step, |t: &mut Self| t.train_step(), |t: &Self| t.save(), self)
+        run_stage(self, max_steps)
     }
 }
 
-fn run_loop<T>(
-    total: usize,
-    max_steps: Option<usize>,
-    start: usize,
-    mut step: impl FnMut(&mut T) -> Result<StepLog>,
-    save: impl Fn(&T) -> Result<PathBuf>,
-    t: &mut T,
-) -> Result<Outcome>
-where
-    T: HasStep,
-{
-    super::clear_interrupt();
-    let t0 = Instant::now();
-    let end = match max_steps {
-        Some(m) => (start + m).min(total),
-        None => total,
-    };
-    let mut last = None;
-    let mut interrupted = false;
-    let mut checkpoint = None;
-    while t.current_step() < end {
-        let log = step(t)?;
-        last = Some(log.loss);
-        if t.current_step() % t.checkpoint_every() == 0 && t.current_step() < end {
-            checkpoint = Some(save(t)?);
-        }
-        if super::interrupted() {
-            interrupted = true;
-            super::clear_interrupt();
-            break;
-        }
-    }
-    if t.current_step() > start || checkpoint.is_none() {
-        checkpoint = Some(save(t)?);
-    }
-    Ok(Outcome {
-        steps_done: t.current_step() - start,
-        interrupted,
-        checkpoint,
-        seconds: t0.elapsed().as_secs_f64(),
-        final_loss: last,
-    })
+/// The LDM's optimiser (AdamW with PyTorch's default betas over the extractor and the U-Net) and the EMA of the
+/// U-Net, as `train` configures them.
+pub fn ldm_optimizers(ldm: &Ldm, config: &RunConfig) -> (AdamW, Ema) {
+    let t = &config.train;
+    (AdamW::new(&ldm.vs, &[], t.lr, (0.9, 0.999), t.weight_decay), Ema::new(t.ema_decay))
 }
 
-trait HasStep {
-    fn current_step(&self) -> usize;
-    fn checkpoint_every(&self) -> usize;
-}
-
-impl HasStep for AeTrainer {
-    fn current_step(&self) -> usize {
-        self.step
-    }
-    fn checkpoint_every(&self) -> usize {
-        self.config.train.checkpoint_every
-    }
-}
-
-impl HasStep for LdmTrainer {
-    fn current_step(&self) -> usize {
-        self.step
-    }
-    fn checkpoint_every(&self) -> usize {
-        self.config.train.checkpoint_every
-    }
+/// One optimisation step of the LDM on a batch: the diffusion loss, backward, AdamW, then the EMA of the U-Net.
+/// The trainer's step and the training-step benchmark both run exactly this.
+pub fn ldm_step(ldm: &Ldm, opt: &mut AdamW, ema: &mut Ema, images: &Tensor) -> Result<LossParts> {
+    let parts = ldm.loss(images, true)?;
+    opt.zero_grad();
+    parts.loss.backward();
+    opt.step();
+    ema.update(&ldm.ema_vs, &ldm.vs);
+    Ok(parts)
 }
 
 /// Trains the extractor and the U-Net with the diffusion loss (first stage frozen), AdamW, EMA of the U-Net.
@@ -509,27 +471,18 @@ impl LdmTrainer {
         tch::manual_seed(config.seed as i64);
         let mut ldm = Ldm::new(config, device)?;
         let t = &config.train;
-        let opt = AdamW::new(&ldm.vs, &[], t.lr, (0.9, 0.999), t.weight_decay);
-        let ldm_dir = run_dir.join("ldm");
-        let resume_from = if resume { checkpoint::list(&ldm_dir)?.pop() } else { None };
+        let (opt, ema) = ldm_optimizers(&ldm, config);
+        let dir = RunDir::new(run_dir);
+        let resume_from = if resume { dir.newest("ldm")? } else { None };
         if resume_from.is_none() && config.vq().is_some() {
-            let ae_dir = run_dir.join("ae");
-            let (_, p) = checkpoint::list(&ae_dir)?.pop().ok_or_else(|| Error::File {
-                path: ae_dir.clone(),
+            let (_, p) = dir.newest("ae")?.ok_or_else(|| Error::File {
+                path: dir.stage("ae"),
                 message: "no first-stage checkpoint: run `dydis train-ae` with this config first".into(),
             })?;
             ldm.load_first_stage(&checkpoint::load(&p)?)?;
         }
-        let driver = Driver::new(data, t.batch_size, config.seed, device, ldm_dir, t.log_every, "ldm")?;
-        let mut tr = LdmTrainer {
-            ldm,
-            opt,
-            ema: Ema::new(t.ema_decay),
-            step: 0,
-            driver,
-            elapsed_before: 0.0,
-            config: config.clone(),
-        };
+        let driver = Driver::new(data, t.batch_size, config.seed, device, dir, t.log_every, "ldm")?;
+        let mut tr = LdmTrainer { ldm, opt, ema, step: 0, driver, elapsed_before: 0.0, config: config.clone() };
         if let Some((_, p)) = resume_from {
             let ck = checkpoint::load(&p)?;
             if ck.meta.config.model != config.model {
@@ -580,11 +533,7 @@ impl LdmTrainer {
             self.ldm.fit_scale(&x)?;
         }
         tch::manual_seed(step_seed(self.config.seed, self.step));
-        let parts = self.ldm.loss(&x, true)?;
-        self.opt.zero_grad();
-        parts.loss.backward();
-        self.opt.step();
-        self.ema.update(&self.ldm.ema_vs, &self.ldm.vs);
+        let parts = ldm_step(&self.ldm, &mut self.opt, &mut self.ema, &x)?;
         let lv = parts.loss.double_value(&[]);
         check_finite(lv, self.step)?;
         self.step += 1;
@@ -634,16 +583,16 @@ impl LdmTrainer {
                 Ok(a) => a,
                 Err(e) => {
                     // Keep what the fit saw, so the failure can be reproduced (`dyga::fit_units` on the saved tensor).
-                    let path = self.driver.stage_dir.join(format!("refit-failed-epoch-{epoch}.pt"));
+                    let path = self.driver.stage_dir().join(format!("refit-failed-epoch-{epoch}.pt"));
                     let saved = feats
                         .to_device(Device::Cpu)
                         .save(&path)
                         .map(|_| format!("; its features [n, N, D] are saved in {}", path.display()))
                         .unwrap_or_default();
-                    return Err(Error::config("dyga", format!("anchor refit after epoch {epoch} failed: {e}{saved}")));
+                    return Err(Error::failed(format!("the anchor refit after epoch {epoch}"), format!("{e}{saved}")));
                 }
             };
-        let record = crate::viz::RefitRecord::of(&anchors, self.step, idx.len());
+        let record = crate::dyga::RefitRecord::of(&anchors, self.step, idx.len());
         println!(
             "[dyga] epoch {epoch}: anchors refit on {} features in {:.1} s (collect {:.1} s); K per unit {:?}",
             idx.len(),
@@ -651,8 +600,8 @@ impl LdmTrainer {
             t0.elapsed().as_secs_f64() - anchors.seconds,
             record.k
         );
-        let line = serde_json::to_string(&record).map_err(|e| Error::config("anchors.jsonl", e.to_string()))?;
-        let path = self.driver.stage_dir.join("anchors.jsonl");
+        let line = serde_json::to_string(&record).map_err(|e| Error::json("the refit record", e))?;
+        let path = self.driver.run.anchors_log("ldm");
         let mut f =
             std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
         writeln!(f, "{line}").map_err(|e| Error::io(&path, e))?;
@@ -676,38 +625,84 @@ impl LdmTrainer {
             tensors.extend(t);
             meta.dyga = j;
         }
-        checkpoint::save(&self.driver.stage_dir, &meta, &tensors, &self.opt.state(""), self.config.train.keep_last)
+        checkpoint::save(&self.driver.stage_dir(), &meta, &tensors, &self.opt.state(""), self.config.train.keep_last)
     }
 
     /// Train to the configured length (or `max_steps` more), checkpointing on the way and at the end.
     pub fn run(&mut self, max_steps: Option<usize>) -> Result<Outcome> {
-        run_loop(self.total_steps(), max_steps, self.step, |t: &mut Self| t.train_step(), |t: &Self| t.save(), self)
+        run_stage(self, max_steps)
     }
 }
 
-/// Restore an LDM's weights (extractor, U-Net, EMA U-Net, first stage) and scale factor from a checkpoint.
-pub(crate) fn restore_ldm(ldm: &mut Ldm, ck: &checkpoint::Checkpoint) -> Result<()> {
-    if ck.meta.kind != "ldm" {
-        return Err(Error::File {
-            path: ck.path.clone(),
-            message: format!("is a '{}' checkpoint, not a latent diffusion one", ck.meta.kind),
-        });
+impl Trainer for AeTrainer {
+    fn stage(&self) -> &str {
+        "ae"
     }
-    ck.restore(&ldm.vs, "")?;
-    ck.restore(&ldm.ema_vs, "ema.")?;
-    ck.restore(&ldm.fs_vs, "")?;
-    ldm.scale_factor = ck.meta.scale_factor;
-    let get = |k: &str| ck.tensors.get(k).map(|t| t.shallow_clone());
-    ldm.anchors = crate::dyga::Anchors::from_checkpoint(&ck.meta.dyga, &get, ldm.device)?;
-    Ok(())
+    fn title(&self) -> &str {
+        "first stage"
+    }
+    fn current_step(&self) -> usize {
+        self.step
+    }
+    fn total_steps(&self) -> usize {
+        AeTrainer::total_steps(self)
+    }
+    fn checkpoint_every(&self) -> usize {
+        self.config.train.checkpoint_every
+    }
+    fn train_step(&mut self) -> Result<StepLog> {
+        AeTrainer::train_step(self)
+    }
+    fn save(&self) -> Result<PathBuf> {
+        AeTrainer::save(self)
+    }
+    fn history(&self) -> &History {
+        AeTrainer::history(self)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "first stage of `{}` on {} ({} images)",
+            self.config.name,
+            self.config.data,
+            self.driver.data.num_images()
+        )
+    }
 }
 
-impl Ldm {
-    /// Load a trained model from a checkpoint (a step folder, or a run folder: its newest LDM checkpoint).
-    pub fn load(path: &Path, device: Device) -> Result<Ldm> {
-        let ck = checkpoint::load(path)?;
-        let mut ldm = Ldm::new(&ck.meta.config, device)?;
-        restore_ldm(&mut ldm, &ck)?;
-        Ok(ldm)
+impl Trainer for LdmTrainer {
+    fn stage(&self) -> &str {
+        "ldm"
+    }
+    fn title(&self) -> &str {
+        "latent diffusion model"
+    }
+    fn current_step(&self) -> usize {
+        self.step
+    }
+    fn total_steps(&self) -> usize {
+        LdmTrainer::total_steps(self)
+    }
+    fn checkpoint_every(&self) -> usize {
+        self.config.train.checkpoint_every
+    }
+    fn train_step(&mut self) -> Result<StepLog> {
+        LdmTrainer::train_step(self)
+    }
+    fn save(&self) -> Result<PathBuf> {
+        LdmTrainer::save(self)
+    }
+    fn history(&self) -> &History {
+        LdmTrainer::history(self)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "{}\ntraining `{}` on {} ({} images, {} steps/epoch, {} steps)",
+            crate::display::Show::to_text(&self.ldm.summary()),
+            self.config.name,
+            self.config.data,
+            self.driver.data.num_images(),
+            self.steps_per_epoch(),
+            LdmTrainer::total_steps(self)
+        )
     }
 }

@@ -1,64 +1,11 @@
-//! DyGA anchors over time (paper §3.2, issue "anchor inspection"): per unit, K after every refit, the splits and
+//! DyGA anchors over time (paper §3.2): per unit, K after every refit, the splits and
 //! filters each refit performed, the final log-likelihood, and, for the latest anchors, the sorted weights and
 //! hard-cluster sizes. The refit history is the `anchors.jsonl` log the trainer appends to after every refit.
 use crate::display::{line_plot, Panel, Series, Show, Svg, Table};
-use crate::dyga::Anchors;
+use crate::dyga::{Anchors, RefitRecord};
 use crate::{Error, Result};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::Kind;
-
-/// One refit, as logged by the trainer (one JSON object per line of `anchors.jsonl`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RefitRecord {
-    pub epoch: usize,
-    pub step: usize,
-    pub features: usize,
-    pub seconds: f64,
-    /// Per unit.
-    pub k: Vec<usize>,
-    pub splits: Vec<usize>,
-    pub filtered: Vec<usize>,
-    pub log_likelihood: Vec<f64>,
-}
-
-impl RefitRecord {
-    /// The record of a refit.
-    pub fn of(anchors: &Anchors, step: usize, features: usize) -> RefitRecord {
-        RefitRecord {
-            epoch: anchors.epoch,
-            step,
-            features,
-            seconds: anchors.seconds,
-            k: anchors.units.iter().map(|u| u.k()).collect(),
-            splits: anchors.units.iter().map(|u| u.splits()).collect(),
-            filtered: anchors.units.iter().map(|u| u.filtered()).collect(),
-            log_likelihood: anchors
-                .units
-                .iter()
-                .map(|u| u.log_likelihood.last().map(|x| x.1).unwrap_or(f64::NAN))
-                .collect(),
-        }
-    }
-
-    /// Read a refit log; a missing file is an empty history, an unreadable line an error naming it.
-    pub fn read_log(path: &Path) -> Result<Vec<RefitRecord>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| Error::File { path: path.to_path_buf(), message: format!("line {}: {e}", i + 1) })
-            })
-            .collect()
-    }
-}
 
 /// The anchor plots of a model: named SVGs plus a table of the latest anchors.
 #[derive(Debug, Clone)]
@@ -168,7 +115,7 @@ impl AnchorPlots {
             files.push(p);
         }
         let p = dir.join("anchors.txt");
-        crate::display::write_atomic(&p, self.table.to_text().as_bytes())?;
+        crate::fs::write_atomic(&p, self.table.to_text().as_bytes())?;
         files.push(p);
         Ok(files)
     }

@@ -78,7 +78,7 @@ pub fn anchor_samples(
         let v = means.get(k as i64).unsqueeze(0) + z.matmul(&chol.get(k as i64).transpose(0, 1));
         let raw = ua.norm.invert(&v); // back to the extractor's feature space
         let c = units.repeat([p, 1, 1]);
-        let _ = c.select(1, unit as i64).copy_(&raw);
+        c.select(1, unit as i64).copy_(&raw);
         conds.push(c);
     }
     let cond = ldm.condition(&Tensor::cat(&conds, 0), false);

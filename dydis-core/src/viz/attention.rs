@@ -1,4 +1,4 @@
-//! DAAM-style attention maps per latent unit (reference-spec §9, paper Fig. 4). During a DDIM run conditioned on
+//! DAAM-style attention maps per latent unit (docs/architecture.md, paper Fig. 4). During a DDIM run conditioned on
 //! an image's latent units, every cross-attention layer's post-softmax probabilities `[B, heads, h·w, N]` are
 //! recorded; for each unit the map over the layer's h×w query grid is averaged over the chosen heads, upsampled
 //! bicubically to the image size, and averaged over the chosen layers and steps. Maps are clamped at 0 and min-max
@@ -199,6 +199,15 @@ impl AttentionMaps {
             ]);
         }
         t
+    }
+
+    /// Write the figure as PNG and, next to it (`.json`), the summary with the dataset indices of the images.
+    pub fn save(&self, png: &std::path::Path, images: &[usize]) -> Result<()> {
+        self.figure()?.save_png(png)?;
+        let mut json = self.summary_json();
+        json["images"] = serde_json::json!(images);
+        let text = serde_json::to_string_pretty(&json).map_err(|e| crate::Error::json("the attention summary", e))?;
+        crate::fs::write_atomic(&png.with_extension("json"), text.as_bytes())
     }
 
     /// A JSON summary (options, layers, the per-unit table) for reports.

@@ -1,11 +1,11 @@
-//! Visual tools for trained models (reference-spec §9, §10; paper Fig. 1, 3, 4, 6, 11): DAAM-style attention maps
+//! Visual tools for trained models (docs/architecture.md; paper Fig. 1, 3, 4, 6, 11): DAAM-style attention maps
 //! per latent unit, conditional generation from one anchor's region, 2-D projections of the latent units coloured by
 //! the factor each unit is most associated with, and DyGA anchor plots over refits. Each tool returns a value that
 //! shows itself in a notebook and can be saved (PNG / SVG / JSON); the CLI calls the same functions with the same
 //! defaults, so a notebook and `dydis attention|anchor-samples|project|anchors` draw the same figure from the same
 //! checkpoint and seed.
 
-pub use anchor_plots::{anchor_plots, AnchorPlots, RefitRecord};
+pub use anchor_plots::{anchor_plots, AnchorPlots};
 pub use anchor_samples::{anchor_samples, AnchorSamples, AnchorSamplesOptions};
 pub use attention::{attention_maps, AttentionMaps, AttentionOptions};
 pub use projection::{project_units, Projections, UnitProjection};

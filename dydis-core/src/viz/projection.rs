@@ -146,6 +146,14 @@ impl Projections {
         t
     }
 
+    /// Write the figure as SVG and, next to it (`.json`), the table with the image count and seed.
+    pub fn save(&self, svg: &std::path::Path, images: usize, seed: u64) -> Result<()> {
+        self.figure()?.save(svg)?;
+        let json = serde_json::json!({"images": images, "seed": seed, "table": self.table().to_json()});
+        let text = serde_json::to_string_pretty(&json).map_err(|e| crate::Error::json("the projection table", e))?;
+        crate::fs::write_atomic(&svg.with_extension("json"), text.as_bytes())
+    }
+
     /// Small multiples, one panel per unit: points coloured by the class of the unit's factor (viridis, first class
     /// dark), anchors as red crosses sized by weight.
     pub fn figure(&self) -> Result<Svg> {

@@ -1,4 +1,4 @@
-//! The disentanglement metrics (disentanglement_lib semantics and defaults, reference-spec §7.2), one module each,
+//! The disentanglement metrics (disentanglement_lib semantics and defaults, docs/architecture.md), one module each,
 //! and the helpers they share: seeded sampling of (code, factor) pairs, histogram discretisation, discrete mutual
 //! information.
 pub mod beta_vae;
@@ -51,13 +51,18 @@ pub fn entropy(a: &[usize]) -> f64 {
     mutual_info(a, a)
 }
 
+/// Per code dimension, its values over the sampled rows.
+pub(crate) type CodeColumns = Vec<Vec<f64>>;
+/// Per factor, its classes over the sampled rows.
+pub(crate) type FactorColumns = Vec<Vec<usize>>;
+
 /// `n` uniform samples: (codes, factor classes).
 pub(crate) fn sample(
     codes: &Codes,
     space: &FactorSpace,
     n: usize,
     sampler: &mut FactorSampler,
-) -> Result<(Vec<Vec<f64>>, Vec<Vec<usize>>)> {
+) -> Result<(CodeColumns, FactorColumns)> {
     let idx = sampler.uniform_indices(space, n);
     let mut c = vec![Vec::with_capacity(n); codes.dims];
     let mut f = vec![Vec::with_capacity(n); space.num_factors()];

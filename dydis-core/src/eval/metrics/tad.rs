@@ -1,5 +1,5 @@
 //! TAD, the Total AUROC Difference (Yeats et al., NashAE), for datasets with binary attributes (CelebA,
-//! reference-spec §7.3): per attribute, the gap between the two latents that predict it best by a thresholded
+//! docs/architecture.md): per attribute, the gap between the two latents that predict it best by a thresholded
 //! AUROC, summed over attributes that are captured (max AUROC ≥ 0.75) and not largely explained by another
 //! attribute (max mutual information with another attribute ≤ 0.2 of its entropy).
 use super::{entropy, mutual_info};

@@ -132,25 +132,33 @@ pub fn list(stage_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     Ok(out)
 }
 
-/// Resolve a checkpoint argument: a step folder, a stage folder (`runs/x/ldm`: its newest step), or a run folder
-/// (`runs/x`: its newest `ldm` checkpoint, else its newest `ae` one).
-pub fn resolve(path: &Path) -> Result<PathBuf> {
+/// Resolve a checkpoint argument: a step folder, a stage folder (its newest step), or a run folder (the newest
+/// checkpoint of the latest of `stages`, in training order, that has one).
+pub fn resolve(path: &Path, stages: &[&str]) -> Result<PathBuf> {
     if path.join("meta.json").exists() {
         return Ok(path.to_path_buf());
     }
     if !path.exists() {
         return Err(Error::File { path: path.into(), message: "no such checkpoint or run folder".into() });
     }
-    for candidate in [path.join("ldm"), path.join("ae"), path.to_path_buf()] {
-        if let Some((_, p)) = list(&candidate)?.pop() {
+    if let Some((_, p)) = list(path)?.pop() {
+        return Ok(p);
+    }
+    for stage in stages.iter().rev() {
+        if let Some((_, p)) = list(&path.join(stage))?.pop() {
             return Ok(p);
         }
     }
-    Err(Error::File { path: path.into(), message: "contains no complete checkpoint (step-*/meta.json)".into() })
+    let looked = if stages.is_empty() { String::new() } else { format!(" (looked in {})", stages.join(", ")) };
+    Err(Error::File {
+        path: path.into(),
+        message: format!("contains no complete checkpoint (step-*/meta.json){looked}"),
+    })
 }
 
+/// Load a checkpoint: a step folder, or a stage folder (its newest step).
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let dir = resolve(path)?;
+    let dir = resolve(path, &[])?;
     let meta_path = dir.join("meta.json");
     let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
     let meta: Meta = serde_json::from_str(&text)

@@ -1,7 +1,8 @@
 //! Dataset throughput, measured in one run: rendering and decoding one image at a time on one thread (the
 //! reference) versus the parallel batch path, and full epochs of batch iteration; and for each real file format,
 //! how fast its loader opens and decodes a file written in that format.
-use super::{batch, BatchIter, GroundTruth, ImageSource};
+use crate::data::{batch, BatchIter, CelebA, GroundTruth, ImageSource};
+use crate::display::{Show, Table};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,7 +94,7 @@ pub fn measure(ds: Arc<dyn GroundTruth>, n: usize) -> Result<Throughput> {
 }
 
 /// Measure `n` images of a CelebA folder (JPEG decoding, the D2C crop and the resize are all per image).
-pub fn measure_celeba(ds: &super::CelebA, n: usize) -> Result<Throughput> {
+pub fn measure_celeba(ds: &CelebA, n: usize) -> Result<Throughput> {
     let order = shuffled(ds.len(), n);
     let (seq, par) = rates(
         &order,
@@ -155,7 +156,7 @@ impl<G: GroundTruth + 'static> Opened for G {
     }
 }
 
-impl Opened for super::CelebA {
+impl Opened for CelebA {
     fn count(&self) -> usize {
         self.len()
     }
@@ -196,8 +197,8 @@ fn format_rate<D: Opened>(
 /// 10,000 scenes); a Cars3D folder of `cars3d_objects` MAT files (96 views of 128 px each); a CelebA folder of
 /// `celeba_images` JPEGs.
 pub fn formats(dir: &Path, n: usize, cars3d_objects: usize, celeba_images: usize) -> Result<Vec<FormatRate>> {
-    use super::{
-        cars3d, celeba, dsprites, mpi3d, shapes3d_h5, Cars3D, CelebA, DSpritesGrid, DSpritesRenderer, Mpi3dToy,
+    use crate::data::{
+        cars3d, celeba, dsprites, mpi3d, shapes3d_h5, Cars3D, DSpritesGrid, DSpritesRenderer, Mpi3dToy,
         Shapes3DRenderer, Shapes3dH5,
     };
     if dir.exists() {
@@ -250,4 +251,94 @@ pub fn formats(dir: &Path, n: usize, cars3d_objects: usize, celeba_images: usize
     let result = run();
     let _ = std::fs::remove_dir_all(dir);
     result
+}
+
+/// What `dydis bench data` measures.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Images per throughput measurement.
+    pub images: usize,
+    /// Measure every real-format loader too: (Cars3D objects, CelebA images) of the folders written for it.
+    pub formats: Option<(usize, usize)>,
+}
+
+/// Throughput of the look-alikes (and the real dSprites sub-grid when the reference data is configured), then
+/// each real format's loader; tables on stdout, the results as JSON.
+pub fn run(opts: &Options) -> Result<serde_json::Value> {
+    let images = opts.images;
+    let mut specs = vec![
+        ("dsprites-like".to_string(), images),
+        ("shapes3d-like".to_string(), images / 20),
+        ("shapes3d-like@32".to_string(), images / 10),
+    ];
+    let mut load = serde_json::Value::Null;
+    if let Some(p) = crate::data::DSpritesGrid::reference_subgrid() {
+        let start = Instant::now();
+        let real = crate::data::DSpritesGrid::open(&p)?;
+        let secs = start.elapsed().as_secs_f64();
+        load = serde_json::json!({
+            "file": p, "images": real.len(), "seconds": secs, "images_per_s": real.len() as f64 / secs
+        });
+        specs.push((p.display().to_string(), images));
+    }
+    let mut t = Table::new(["dataset", "images", "1 thread img/s", "parallel img/s", "speed-up", "BatchIter img/s"])
+        .with_title(format!("dataset throughput ({} threads)", crate::device::RuntimeInfo::collect().threads));
+    let mut results = Vec::new();
+    for (spec, n) in specs {
+        let r = measure(crate::data::open(&spec)?, n)?;
+        t.push_row([
+            r.dataset.clone(),
+            r.images.to_string(),
+            format!("{:.0}", r.sequential_images_per_s),
+            format!("{:.0}", r.parallel_images_per_s),
+            format!("{:.2}x", r.parallel_speedup),
+            format!("{:.0}", r.batch_iter_images_per_s),
+        ]);
+        results.push(r);
+    }
+    println!("{}", t.to_text());
+    let mut rates = Vec::new();
+    if let Some((cars3d_objects, celeba_images)) = opts.formats {
+        let dir = std::env::temp_dir().join(format!("dydis-bench-formats-{}", std::process::id()));
+        eprintln!("writing one file per real format under {} (removed afterwards) ...", dir.display());
+        rates = formats(&dir, images.min(5_000), cars3d_objects, celeba_images)?;
+        println!("\n{}", formats_table(&rates).to_text());
+    }
+    Ok(serde_json::json!({
+        "runtime": crate::device::RuntimeInfo::collect(),
+        "rayon_threads": rayon::current_num_threads(),
+        "throughput": results,
+        "real_file_load": load,
+        "formats": rates,
+    }))
+}
+
+fn formats_table(rates: &[FormatRate]) -> Table {
+    let mut t = Table::new([
+        "format",
+        "images",
+        "MB",
+        "write s",
+        "open s",
+        "open img/s",
+        "1 thread img/s",
+        "parallel img/s",
+        "batches img/s",
+    ])
+    .with_title("real file formats (synthetic content, written and read back)");
+    for r in rates {
+        let th = &r.throughput;
+        t.push_row([
+            r.format.clone(),
+            r.images.to_string(),
+            format!("{:.1}", r.bytes as f64 / 1e6),
+            format!("{:.2}", r.write_s),
+            format!("{:.3}", r.open_s),
+            format!("{:.0}", r.open_images_per_s),
+            format!("{:.0}", th.sequential_images_per_s),
+            format!("{:.0}", th.parallel_images_per_s),
+            format!("{:.0}", th.batch_iter_images_per_s),
+        ]);
+    }
+    t
 }

@@ -129,12 +129,41 @@ impl Default for SampleConfig {
     }
 }
 
+/// The model family a run trains (`method = "..."` in a run's TOML; see `crate::method` for what each provides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MethodKind {
+    /// The EncDiff-style latent diffusion model with DyGA and Skip Dropout (the paper's method).
+    #[default]
+    Ldm,
+}
+
+impl MethodKind {
+    /// Every family, in the order `dydis` lists them.
+    pub const ALL: &'static [MethodKind] = &[MethodKind::Ldm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodKind::Ldm => "ldm",
+        }
+    }
+}
+
+impl std::fmt::Display for MethodKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A whole run: data, networks, both training stages and sampling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// Run name: outputs go to `runs/<name>/` unless told otherwise.
     pub name: String,
+    /// The model family (default `ldm`, so configurations and checkpoints written before families existed load).
+    #[serde(default)]
+    pub method: MethodKind,
     pub seed: u64,
     /// Dataset spec as `dydis data list` shows it, or a path.
     pub data: String,
@@ -208,7 +237,7 @@ impl RunConfig {
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             return Err(Error::config("train.lr", format!("{} must be a positive number", t.lr)));
         }
-        if !(t.weight_decay >= 0.0) {
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
             return Err(Error::config("train.weight_decay", "must be non-negative"));
         }
         if !(0.0..1.0).contains(&t.ema_decay) {
@@ -271,6 +300,7 @@ mod tests {
         for (name, _) in PRESETS {
             let c = RunConfig::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&c.name, name);
+            assert_eq!(c.method, MethodKind::Ldm);
             let back = RunConfig::from_toml(&c.to_toml()).unwrap();
             assert_eq!(back, c, "{name} round-trips through TOML");
         }
@@ -294,6 +324,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sideways"), "{e}");
+        let e = RunConfig::load_with("smoke", &["method=\"gan\"".into()]).unwrap_err().to_string();
+        assert!(e.contains("gan"), "{e}");
         let e = RunConfig::load("no-such-preset").unwrap_err().to_string();
         assert!(e.contains("cpu-quick"), "{e}");
     }

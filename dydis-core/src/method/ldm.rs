@@ -1,0 +1,107 @@
+//! The first family: the EncDiff-style latent diffusion model with DyGA and Skip Dropout (paper §3). Its parts
+//! live in `nn` (networks), `diffusion`, `dyga`, `model` ([`Ldm`], [`Autoencoder`]) and `train` (its two
+//! trainers); this module is where they meet the [`Method`] interface.
+//!
+//! Stages: `ae` (the VQ first stage; absent with the identity first stage), then `ldm`.
+use super::{Method, Model};
+use crate::diffusion::Ddim;
+use crate::display::Table;
+use crate::run::checkpoint::Checkpoint;
+use crate::run::config::{MethodKind, RunConfig};
+use crate::run::dir::RunDir;
+use crate::train::{AeTrainer, LdmTrainer, Trainer};
+use crate::{Error, Result};
+use std::any::Any;
+use tch::{Device, Kind, Tensor};
+
+pub use crate::model::{Autoencoder, Ldm};
+
+/// The LDM family.
+pub struct LdmMethod;
+
+impl Method for LdmMethod {
+    fn kind(&self) -> MethodKind {
+        MethodKind::Ldm
+    }
+
+    fn describe(&self) -> &'static str {
+        "EncDiff-style latent diffusion model with Dynamic Gaussian Anchoring and Skip Dropout (the paper's method)"
+    }
+
+    fn stages(&self, config: &RunConfig) -> Vec<&'static str> {
+        match config.vq() {
+            Some(_) => Ldm::STAGES.to_vec(),
+            None => vec![self.final_stage()],
+        }
+    }
+
+    fn final_stage(&self) -> &'static str {
+        "ldm"
+    }
+
+    fn validate(&self, config: &RunConfig) -> Result<()> {
+        config.validate()
+    }
+
+    fn trainer(
+        &self,
+        stage: &str,
+        config: &RunConfig,
+        dir: &RunDir,
+        device: Device,
+        resume: bool,
+    ) -> Result<Box<dyn Trainer>> {
+        match stage {
+            "ae" => Ok(Box::new(AeTrainer::new(config, device, dir.root(), resume)?)),
+            "ldm" => Ok(Box::new(LdmTrainer::new(config, device, dir.root(), resume)?)),
+            other => Err(Error::config("stage", format!("the LDM has the stages ae and ldm, not '{other}'"))),
+        }
+    }
+
+    fn load(&self, checkpoint: &Checkpoint, device: Device) -> Result<Box<dyn Model>> {
+        Ok(Box::new(Ldm::from_checkpoint(checkpoint, device)?))
+    }
+}
+
+impl Model for Ldm {
+    fn kind(&self) -> MethodKind {
+        MethodKind::Ldm
+    }
+
+    fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    fn device(&self) -> Device {
+        self.device
+    }
+
+    fn summary(&self) -> Table {
+        Ldm::summary(self)
+    }
+
+    /// The extractor's latent units `[B, N, D]` (eval mode); `aligned`: after the conditioning step (DyGA alignment
+    /// toward the anchors, as the released evaluation scores them).
+    fn represent(&self, images: &Tensor, aligned: bool) -> Result<Tensor> {
+        let units = tch::no_grad(|| self.units(images, false))?;
+        if !aligned {
+            return Ok(units);
+        }
+        Ok(tch::no_grad(|| self.condition_with_stats(&units, false))?.0)
+    }
+
+    /// DDIM samples (the run's `sample` settings) conditioned on the images' latent units.
+    fn reconstruct(&self, images: &Tensor, seed: u64) -> Result<Tensor> {
+        let x = self.prepare(images)?;
+        let c = self.condition_images(&x)?;
+        let s = &self.config.sample;
+        tch::manual_seed(seed as i64);
+        let [ch, h, w] = self.latent_shape();
+        let x_t = Tensor::randn([x.size()[0], ch, h, w], (Kind::Float, self.device));
+        Ok(self.sample(&c, Ddim { steps: s.ddim_steps, eta: s.eta }, Some(x_t)))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

