@@ -562,3 +562,26 @@ fn visual_tools_match_the_library() {
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unit 9"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Any preset a user can train can be benchmarked, a TOML file in a folder included (the reference's files are
+/// named after the preset), and the benchmark compares against the PyTorch reference in the same run.
+#[test]
+fn bench_train_step_takes_a_preset_file_in_a_folder() {
+    let dir = empty_home("bench-preset");
+    let preset = dir.join("presets").join("my smoke.toml");
+    std::fs::create_dir_all(preset.parent().unwrap()).unwrap();
+    std::fs::write(&preset, dydis_core::run::RunConfig::load("smoke").unwrap().to_toml()).unwrap();
+    let out = dir.join("bench").join("train-step.json");
+    let p = preset.to_str().unwrap();
+    let args = ["--threads", "1", "bench", "train-step", "--presets", p, "--warmup", "1", "--steps", "2"];
+    run_ok(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let entry = &json["results"][0];
+    assert_eq!(entry["preset"], p);
+    let ratio = entry["ratio_dydis_over_best_pytorch"].as_f64().unwrap();
+    assert!(ratio.is_finite() && ratio > 0.0, "{entry}");
+    assert!(out.parent().unwrap().read_dir().unwrap().any(|e| {
+        e.unwrap().file_name().to_string_lossy().starts_with("reference-") // the reference's files, one name each
+    }));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,4 +1,5 @@
-//! Datasets end to end: the real dSprites files in the reference data folder, the calibrated renderer, corrupt fixtures,
+//! Datasets end to end: the real dSprites files in the reference data folder, the calibrated renderer, corrupt
+//! fixtures,
 //! sampling and batching.
 use dydis_core::data::{self, dsprites, BatchIter, DSpritesGrid, DSpritesRenderer, FactorSampler, GroundTruth};
 use std::path::{Path, PathBuf};

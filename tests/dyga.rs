@@ -5,9 +5,6 @@ use dydis_core::dyga::{align, fit_units, select_anchors, AlignMode, CovModel, Dy
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
-/// libtorch's generator is global: tests that draw from it run one at a time.
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn t2(v: &Value) -> Tensor {
     let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone()).unwrap();
     let d = rows[0].len() as i64;
@@ -83,9 +80,9 @@ fn em_matches_scikit_learn_from_the_same_initialisation() {
 }
 
 /// `k` well-separated Gaussian clusters in 32 dimensions with their true means. Each cluster has the HDDC
-/// structure: a 3-dimensional subspace of large variance plus small isotropic noise.
+/// structure: a 3-dimensional subspace of large variance plus small isotropic noise. Callers hold
+/// `global_rng_lock` (the draws are seeded).
 fn synthetic(k: i64, per: i64, seed: i64) -> (Tensor, Tensor) {
-    let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(seed);
     let opts = (Kind::Double, Device::Cpu);
     let means = Tensor::rand([k, 32], opts) * 6.0;
@@ -123,7 +120,8 @@ fn anchors_recover_a_known_32d_mixture() {
                 .sum_dim_intlist(-1, false, Kind::Double)
                 .sqrt();
             let nearest = d.amin([1], false).max().double_value(&[]);
-            // Clusters are about 14 apart with radius about 0.5: an anchor within 1.0 sits inside the true cluster (a cluster
+            // Clusters are about 14 apart with radius about 0.5: an anchor within 1.0 sits inside the true cluster (a
+            // cluster
             // covered by two anchors, K = 7, has each about 0.4 from its mean).
             assert!(
                 nearest < 1.0,
@@ -195,7 +193,6 @@ fn split_bookkeeping_replaces_exactly_the_selected_components() {
 fn float32_features_far_from_the_origin_fit_in_released_mode() {
     let _rng = dydis_core::device::global_rng_lock();
     let x = {
-        let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
         tch::manual_seed(5);
         let opts = (Kind::Float, Device::Cpu);
         let comp = Tensor::randint(6, [10_000], (Kind::Int64, Device::Cpu));
@@ -267,6 +264,30 @@ fn alignment_modes() {
         let after = (out.select(1, u.unit as i64) - &mu).abs().sum(Kind::Double).double_value(&[]);
         assert!(after < before && after > 0.85 * before, "moved toward the anchor by at most λ: {after} vs {before}");
     }
+    // Eq. 6 by hand for the first rows of every unit: δ = λ·exp(−mean_j |c_j − μ_j| / max(|c_j|, ε)), ε = 1e-3 × the
+    // unit's std, and c̃ = c + δ(μ − c).
+    for u in &anchors.units {
+        let xi = c.select(1, u.unit as i64);
+        let k = u.mixture.log_joint(&u.norm.apply(&xi)).unwrap().argmax(1, false);
+        let mu = u.raw_means().index_select(0, &k);
+        let eps = (1e-3 * u.norm.std).max(1e-12);
+        for row in 0..5 {
+            let cv: Vec<f64> = Vec::try_from(xi.get(row).to_kind(Kind::Double)).unwrap();
+            let mv: Vec<f64> = Vec::try_from(mu.get(row).to_kind(Kind::Double)).unwrap();
+            let ov: Vec<f64> = Vec::try_from(out.select(1, u.unit as i64).get(row).to_kind(Kind::Double)).unwrap();
+            let mean = cv.iter().zip(&mv).map(|(c, m)| (c - m).abs() / c.abs().max(eps)).sum::<f64>() / cv.len() as f64;
+            let delta = 0.1 * (-mean).exp();
+            for j in 0..cv.len() {
+                let want = cv[j] + delta * (mv[j] - cv[j]);
+                assert!(
+                    (ov[j] - want).abs() < 1e-5 * (1.0 + want.abs()),
+                    "unit {} row {row} [{j}]: {} vs {want}",
+                    u.unit,
+                    ov[j]
+                );
+            }
+        }
+    }
     // Stochastic (Gumbel) choice in training also stays finite.
     let (o2, _) = align(&c, &anchors, AlignMode::Paper, 0.1, 1e-4, true).unwrap();
     assert!(o2.isfinite().all().int64_value(&[]) == 1);
@@ -278,4 +299,34 @@ fn alignment_modes() {
     // Off: identity.
     let (o4, _) = align(&c, &anchors, AlignMode::Off, 0.1, 1e-4, false).unwrap();
     assert!(o4.equal(&c));
+}
+
+/// The anchor choice of Algorithm 3: argmax of the posterior at evaluation; in training a Gumbel-softmax whose
+/// largest weight falls on a posterior sample (frequencies follow the posterior) and which is one-hot as τ → 0.
+#[test]
+fn anchor_choice_follows_the_posterior_and_hardens_as_tau_vanishes() {
+    let _rng = dydis_core::device::global_rng_lock();
+    tch::manual_seed(11);
+    let p = [0.5f64, 0.3, 0.2];
+    let n = 20_000;
+    let lj = Tensor::from_slice(&p.map(f64::ln)).unsqueeze(0).repeat([n, 1]);
+    let hard = dydis_core::dyga::anchor_weights(&lj, 1e-4, false);
+    assert!(hard.select(1, 0).eq(1.0).all().int64_value(&[]) == 1, "evaluation picks the most probable anchor");
+    for tau in [1.0, 1e-4] {
+        let w = dydis_core::dyga::anchor_weights(&lj, tau, true);
+        let pick = w.argmax(1, false);
+        for (k, &pk) in p.iter().enumerate() {
+            let freq = pick.eq(k as i64).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
+            // Binomial standard error at n = 20,000 is at most 0.0036: four of them.
+            assert!((freq - pk).abs() < 0.015, "τ {tau}: anchor {k} chosen {freq:.4}, posterior {pk}");
+        }
+        // Share of rows whose largest weight is essentially 1 (rows whose two best perturbed scores lie within ~τ
+        // of each other stay split, about τ of them).
+        let one_hot = w.max_dim(1, false).0.gt(0.999).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
+        if tau < 1e-3 {
+            assert!(one_hot > 0.998, "τ {tau}: the weights are one-hot ({one_hot} of the rows)");
+        } else {
+            assert!(one_hot < 0.5, "τ {tau}: the weights stay soft ({one_hot} of the rows one-hot)");
+        }
+    }
 }

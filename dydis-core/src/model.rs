@@ -159,9 +159,10 @@ impl Ldm {
     }
 
     /// The conditioning step c → c̃: DyGA alignment toward the anchors when DyGA is on and anchors exist (in
-    /// training, and at evaluation when `dyga.align_at_eval`), the identity otherwise.
-    pub fn condition(&self, units: &Tensor, train: bool) -> Tensor {
-        self.condition_with_stats(units, train).map(|(c, _)| c).unwrap_or_else(|_| units.shallow_clone())
+    /// training, and at evaluation when `dyga.align_at_eval`), the identity otherwise. An alignment that fails
+    /// (units that do not match the anchors) is an error, never a silent fall back to the raw units.
+    pub fn condition(&self, units: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.condition_with_stats(units, train)?.0)
     }
 
     pub fn condition_with_stats(&self, units: &Tensor, train: bool) -> Result<(Tensor, AlignStats)> {
@@ -207,7 +208,7 @@ impl Ldm {
     /// Eval-mode conditioning of images: c̃ for sampling.
     pub fn condition_images(&self, images: &Tensor) -> Result<Tensor> {
         let u = tch::no_grad(|| self.units(images, false))?;
-        Ok(self.condition(&u, false))
+        self.condition(&u, false)
     }
 
     /// Raw latent units `[n, N, D]` of images `indices` of a source, in eval mode, in batches (no alignment).

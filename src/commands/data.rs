@@ -12,7 +12,8 @@ pub enum DataAction {
     List,
     /// Factor table and counts; saves a sample grid and one traversal per factor as PNG.
     Info {
-        /// A dataset name (see `dydis data list`), a file, or a CelebA folder (img_align_celeba/ + list_attr_celeba.txt).
+        /// A dataset name (see `dydis data list`), a file, or a CelebA folder (img_align_celeba/ +
+        /// list_attr_celeba.txt).
         dataset: String,
         /// Output folder (default runs/data/<dataset>).
         #[arg(long)]
@@ -210,7 +211,10 @@ pub fn data(action: DataAction) -> Result<i32> {
             println!("{}", t.to_text());
             let png = out.with_extension("shapes3d.png");
             reference_panel(&params, &reference, &s, 10)?.save_png(&png)?;
-            let json = serde_json::json!({ "dsprites": r, "dsprites_reference": path, "shapes3d": s, "shapes3d_reference": ref_path, "shapes3d_params": params });
+            let json = serde_json::json!({
+                "dsprites": r, "dsprites_reference": path, "shapes3d": s, "shapes3d_reference": ref_path,
+                "shapes3d_params": params
+            });
             write_atomic(&out, serde_json::to_string_pretty(&json)?.as_bytes())?;
             println!("\nreport: {} (side by side: {})", out.display(), png.display());
         }

@@ -76,8 +76,16 @@ pub fn run(opts: &Options) -> Result<serde_json::Value> {
         let (a, secs) = (fitted.expect("three runs"), times[1]);
         let ll = unit_log_likelihood(&a.units[0], &raw)?;
         let em_iterations = a.units[0].log_likelihood.len();
-        println!("1 unit x 10,000 features, {name}: {secs:.2} s, K = {}, {em_iterations} EM iterations, mean log-likelihood {ll:.3}", a.units[0].k());
-        one_json.insert(name.into(), serde_json::json!({"seconds": secs, "seconds_runs": times, "k": a.units[0].k(), "em_iterations": em_iterations, "mean_log_likelihood": ll, "events": a.units[0].events}));
+        let k = a.units[0].k();
+        println!(
+            "1 unit x 10,000 features, {name}: {secs:.2} s, K = {k}, {em_iterations} EM iterations, \
+             mean log-likelihood {ll:.3}"
+        );
+        let entry = serde_json::json!({
+            "seconds": secs, "seconds_runs": times, "k": k, "em_iterations": em_iterations,
+            "mean_log_likelihood": ll, "events": a.units[0].events
+        });
+        one_json.insert(name.into(), entry);
     }
     if let Some(r) = &opts.reference {
         let raw_path = opts.results.with_extension("features.f32");
@@ -129,7 +137,10 @@ pub fn run(opts: &Options) -> Result<serde_json::Value> {
     let mut per = Vec::new();
     for u in &a.units {
         let ll = unit_log_likelihood(u, &feats.select(1, u.unit as i64))?;
-        per.push(serde_json::json!({"unit": u.unit, "seconds": u.seconds, "k": u.k(), "n_fit": u.n_fit, "splits": u.splits(), "filtered": u.filtered(), "mean_log_likelihood_all_features": ll}));
+        per.push(serde_json::json!({
+            "unit": u.unit, "seconds": u.seconds, "k": u.k(), "n_fit": u.n_fit, "splits": u.splits(),
+            "filtered": u.filtered(), "mean_log_likelihood_all_features": ll
+        }));
     }
     println!("{}", a.table().to_text());
     println!("total {total:.1} s for {units} units (target: under 60 s on 2 CPU cores)");
@@ -143,8 +154,14 @@ pub fn run(opts: &Options) -> Result<serde_json::Value> {
         let secs = t.elapsed().as_secs_f64();
         let ll_all = unit_log_likelihood(&b.units[0], &feats.select(1, 0))?;
         let ll_sub = per[0]["mean_log_likelihood_all_features"].as_f64().unwrap_or(f64::NAN);
-        println!("unit 0 fitted on all {features} features: {secs:.1} s, K = {}, mean log-likelihood {ll_all:.3} (subsample of {}: {ll_sub:.3})", b.units[0].k(), cfg.max_fit_samples);
-        report["unit0_all_features"] = serde_json::json!({"seconds": secs, "k": b.units[0].k(), "mean_log_likelihood": ll_all, "subsample_mean_log_likelihood": ll_sub});
+        let (k, sub) = (b.units[0].k(), cfg.max_fit_samples);
+        println!(
+            "unit 0 fitted on all {features} features: {secs:.1} s, K = {k}, mean log-likelihood {ll_all:.3} \
+             (subsample of {sub}: {ll_sub:.3})"
+        );
+        report["unit0_all_features"] = serde_json::json!({
+            "seconds": secs, "k": k, "mean_log_likelihood": ll_all, "subsample_mean_log_likelihood": ll_sub
+        });
     }
     Ok(report)
 }

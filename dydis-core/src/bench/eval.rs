@@ -63,9 +63,11 @@ pub fn run(quick: bool) -> Result<serde_json::Value> {
     let down = t.elapsed().as_secs_f64();
     println!("{}", d.to_text());
     let json = serde_json::json!({
-        "threads": threads, "rayon_threads": rayon::current_num_threads(), "preset": if quick { "quick" } else { "paper" },
+        "threads": threads, "rayon_threads": rayon::current_num_threads(),
+        "preset": if quick { "quick" } else { "paper" },
         "suite_seconds": suite, "suite_seconds_per_metric": r.seconds, "suite_scores": r.scores,
-        "downstream_seconds": down, "downstream_seconds_per_size": d.sizes.iter().map(|s| (s.num_train, s.seconds)).collect::<Vec<_>>(),
+        "downstream_seconds": down,
+        "downstream_seconds_per_size": d.sizes.iter().map(|s| (s.num_train, s.seconds)).collect::<Vec<_>>(),
         "downstream_mean_accuracy": d.sizes.iter().map(|s| (s.num_train, s.mean_test_accuracy)).collect::<Vec<_>>(),
         "reference": "scikit-learn GradientBoostingClassifier(): about 240 s for ONE 40-class fit on 10,000 x 20 \
                       on 2 cores (docs/results.md); the downstream task fits 7 factors x 3 sizes",

@@ -28,6 +28,20 @@ pub struct AlignStats {
     pub delta_std: f64,
 }
 
+/// The weight of each anchor in a feature's target `[B, K]`, from its log-joint `[B, K]` (paper Algorithm 3): with
+/// `stochastic`, the Gumbel-softmax relaxation softmax((log p + g)/τ) with g ~ Gumbel(0, 1), whose largest weight
+/// falls on a posterior sample and which tends to that sample's one-hot as τ → 0; otherwise the one-hot of the
+/// most probable anchor.
+pub fn anchor_weights(log_joint: &Tensor, tau: f64, stochastic: bool) -> Tensor {
+    if stochastic {
+        let g = -(-log_joint.rand_like().clamp(1e-20, 1.0).log()).log();
+        ((log_joint + g) / tau).softmax(-1, log_joint.kind())
+    } else {
+        let k = log_joint.size()[1];
+        log_joint.argmax(1, false).one_hot(k).to_kind(log_joint.kind())
+    }
+}
+
 /// Align latent units `c` `[B, N, D]` toward the anchors. `stochastic` selects the Gumbel-softmax anchor choice
 /// (paper mode, training).
 pub fn align(
@@ -57,12 +71,7 @@ pub fn align(
                 let x = c.select(1, u.unit as i64);
                 let xn = u.norm.apply(&x.detach().to_kind(fk));
                 let lj = u.mixture.log_joint(&xn)?;
-                let mu_n = if stochastic {
-                    let g = -(-lj.rand_like().clamp(1e-20, 1.0).log()).log();
-                    ((lj + g) / tau).softmax(-1, fk).matmul(&u.mixture.means)
-                } else {
-                    u.mixture.means.index_select(0, &lj.argmax(1, false))
-                };
+                let mu_n = anchor_weights(&lj, tau, stochastic).to_kind(fk).matmul(&u.mixture.means);
                 let mu = u.norm.invert(&mu_n).to_kind(c.kind()).detach();
                 let eps = (1e-3 * u.norm.std).max(1e-12);
                 let xd = x.detach();

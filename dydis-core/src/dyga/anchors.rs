@@ -80,6 +80,63 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event as a table row: what happened, and its details.
+    pub fn describe(&self) -> (String, String) {
+        match self {
+            Event::Init { k, n_fit, distinct_rows } => (
+                "init".to_string(),
+                format!("K₀ = {k} means by k-means++ over {distinct_rows} distinct of {n_fit} rows"),
+            ),
+            Event::Em { phase, iterations, ll_first, ll_last, converged, dropped } => {
+                let converged = if *converged { ", converged" } else { "" };
+                let dropped =
+                    if *dropped > 0 { format!(", {dropped} empty component(s) dropped") } else { String::new() };
+                (
+                    format!("EM ({phase})"),
+                    format!(
+                        "{iterations} iteration(s), log-likelihood {ll_first:.3} → {ll_last:.3}{converged}{dropped}"
+                    ),
+                )
+            }
+            Event::Split {
+                round,
+                parent,
+                parent_weight,
+                size,
+                density,
+                random,
+                children,
+                child_weights,
+                delta_bic,
+            } => {
+                let random = if *random { ", random split" } else { "" };
+                (
+                    format!("split (round {round})"),
+                    format!(
+                        "#{parent} (π {parent_weight:.3}, {size} members, density {density:.3}{random}) → \
+                         #{} (π {:.3}) + #{} (π {:.3}); ΔBIC {delta_bic:.1}",
+                        children[0], child_weights[0], children[1], child_weights[1]
+                    ),
+                )
+            }
+            Event::SplitSkipped { round, parent, reason } => {
+                (format!("no split (round {round})"), format!("#{parent}: {reason}"))
+            }
+            Event::Filter { removed, kept } => {
+                let what = if removed.is_empty() {
+                    format!("all {kept} kept")
+                } else {
+                    let list: Vec<String> =
+                        removed.iter().map(|(id, c)| format!("#{id} with {c:.1} members")).collect();
+                    format!("removed {} ({kept} kept)", list.join(", "))
+                };
+                ("filter".to_string(), what)
+            }
+        }
+    }
+}
+
 /// The anchors of one latent unit.
 #[derive(Debug, Clone)]
 pub struct UnitAnchors {
@@ -126,29 +183,7 @@ impl UnitAnchors {
             self.seconds
         ));
         for (i, e) in self.events.iter().enumerate() {
-            let (step, what) = match e {
-                Event::Init { k, n_fit, distinct_rows } => ("init".to_string(), format!("K₀ = {k} means by k-means++ over {distinct_rows} distinct of {n_fit} rows")),
-                Event::Em { phase, iterations, ll_first, ll_last, converged, dropped } => (
-                    format!("EM ({phase})"),
-                    format!("{iterations} iteration(s), log-likelihood {ll_first:.3} → {ll_last:.3}{}{}", if *converged { ", converged" } else { "" }, if *dropped > 0 { format!(", {dropped} empty component(s) dropped") } else { String::new() }),
-                ),
-                Event::Split { round, parent, parent_weight, size, density, random, children, child_weights, delta_bic } => (
-                    format!("split (round {round})"),
-                    format!(
-                        "#{parent} (π {parent_weight:.3}, {size} members, density {density:.3}{}) → #{} (π {:.3}) + #{} (π {:.3}); ΔBIC {delta_bic:.1}",
-                        if *random { ", random split" } else { "" },
-                        children[0],
-                        child_weights[0],
-                        children[1],
-                        child_weights[1]
-                    ),
-                ),
-                Event::SplitSkipped { round, parent, reason } => (format!("no split (round {round})"), format!("#{parent}: {reason}")),
-                Event::Filter { removed, kept } => (
-                    "filter".to_string(),
-                    if removed.is_empty() { format!("all {kept} kept") } else { format!("removed {} ({kept} kept)", removed.iter().map(|(id, c)| format!("#{id} with {c:.1} members")).collect::<Vec<_>>().join(", ")) },
-                ),
-            };
+            let (step, what) = e.describe();
             t.push_row([i.to_string(), step, what]);
         }
         t
@@ -188,7 +223,7 @@ fn hard_clusters(x: &Tensor, resp: &Tensor, phi: f64) -> (Vec<usize>, Vec<f64>, 
     let mask = resp.gt(phi).to_kind(x.kind()); // [n, K]
     let size = mask.sum_dim_intlist(0, false, x.kind());
     let centre = mask.transpose(0, 1).matmul(x) / size.clamp_min(1.0).unsqueeze(1);
-    let dist = x.unsqueeze(1).f_sub(&centre.unsqueeze(0)).unwrap().square().sum_dim_intlist(-1, false, x.kind()).sqrt(); // [n, K]
+    let dist = (x.unsqueeze(1) - centre.unsqueeze(0)).square().sum_dim_intlist(-1, false, x.kind()).sqrt(); // [n, K]
     let density = (&mask * dist).sum_dim_intlist(0, false, x.kind()) / size.clamp_min(1.0);
     let sizes: Vec<f64> = Vec::try_from(size.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
     let dens: Vec<f64> = Vec::try_from(density.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
@@ -480,8 +515,7 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
         // Refit all components together so that the next round sees clean hard clusters.
         let (nm, tr) = nm.em(&x, &opt)?;
         record_em(&mut events, &mut ll, &format!("after split round {round}"), &tr);
-        ids = nids;
-        ids.truncate(nm.k() as usize);
+        ids = tr.kept.iter().map(|&k| nids[k]).collect();
         m = nm;
     }
 
@@ -503,11 +537,8 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
     m.normalise_weights();
     let (m, tr) = m.em(&x, &opt)?;
     record_em(&mut events, &mut ll, "final", &tr);
-    if tr.dropped > 0 {
-        // EM dropped components that lost their mass; ids follow the survivors' order only approximately, so
-        // renumber the dropped tail (documented in the event).
-        ids.truncate(m.k() as usize);
-    }
+    // Components that lost their mass in the final EM are gone; the others keep their ids.
+    ids = tr.kept.iter().map(|&k| ids[k]).collect();
     let assign = m.predict(&x)?;
     let k = m.k();
     let onehot = assign.one_hot(k).to_kind(x.kind());
@@ -617,8 +648,11 @@ impl Anchors {
             tensors.push((format!("dyga.{}.weights", u.unit), u.mixture.weights.shallow_clone()));
             tensors.push((format!("dyga.{}.means", u.unit), u.mixture.means.shallow_clone()));
             tensors.push((format!("dyga.{}.covs", u.unit), u.mixture.covs.shallow_clone()));
-            units.push(serde_json::json!({"unit": u.unit, "norm": u.norm, "ids": u.ids, "dims": u.mixture.dims, "events": u.events,
-                "log_likelihood": u.log_likelihood, "sizes": u.sizes, "densities": u.densities, "n_fit": u.n_fit, "seconds": u.seconds}));
+            units.push(serde_json::json!({
+                "unit": u.unit, "norm": u.norm, "ids": u.ids, "dims": u.mixture.dims, "events": u.events,
+                "log_likelihood": u.log_likelihood, "sizes": u.sizes, "densities": u.densities, "n_fit": u.n_fit,
+                "seconds": u.seconds
+            }));
         }
         (tensors, serde_json::json!({"epoch": self.epoch, "seconds": self.seconds, "mode": self.mode, "units": units}))
     }

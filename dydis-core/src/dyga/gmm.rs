@@ -79,6 +79,10 @@ pub struct EmTrace {
     pub converged: bool,
     /// Components dropped because they lost all their mass.
     pub dropped: usize,
+    /// For each component of the fitted mixture, its index in the mixture EM started from (so that whatever
+    /// identifies a component, such as an anchor id, stays with it when others are dropped).
+    #[serde(default)]
+    pub kept: Vec<usize>,
 }
 
 /// Elements per chunk of `[k, n, D]` intermediates (bounds memory for large n and K).
@@ -374,6 +378,7 @@ impl Mixture {
     /// smaller), so the likelihood never decreases from the second iteration on.
     pub fn em(mut self, x: &Tensor, opt: &EmOptions) -> Result<(Mixture, EmTrace)> {
         let mut trace = EmTrace::default();
+        let mut survivors: Vec<usize> = (0..self.k() as usize).collect();
         let mut prev = f64::NEG_INFINITY;
         let mut spectrum: Option<Spectrum> = None;
         for _ in 0..opt.max_iter {
@@ -390,6 +395,7 @@ impl Mixture {
             let kept_dims: Vec<i64> = keep.iter().map(|&k| self.dims[k as usize]).collect();
             let resp = if keep.len() < mass.len() {
                 trace.dropped += mass.len() - keep.len();
+                survivors = keep.iter().map(|&k| survivors[k as usize]).collect();
                 let r = resp.index_select(1, &Tensor::from_slice(&keep).to_device(x.device()));
                 &r / r.sum_dim_intlist(1, true, r.kind()).clamp_min(1e-300)
             } else {
@@ -405,6 +411,7 @@ impl Mixture {
             }
             prev = ll;
         }
+        trace.kept = survivors;
         Ok((self, trace))
     }
 }
@@ -434,6 +441,33 @@ pub fn cattell(evals: &[f64], threshold: f64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn components_keep_their_identity_when_another_is_dropped() {
+        // Two clusters at ±5 in 2-D, deterministic; component 0 sits far away and loses its mass at once, so the
+        // fitted mixture holds the input's components 1 and 2, in that order.
+        let rows: Vec<f64> = (0..40)
+            .flat_map(|i| {
+                let c = if i % 2 == 0 { -5.0 } else { 5.0 };
+                let j = (i / 2) as f64 * 0.05;
+                [c + j, c - j]
+            })
+            .collect();
+        let x = Tensor::from_slice(&rows).view([40, 2]);
+        let eye = Tensor::eye(2, (Kind::Double, tch::Device::Cpu));
+        let m = Mixture {
+            weights: Tensor::from_slice(&[0.2f64, 0.4, 0.4]),
+            means: Tensor::from_slice(&[100.0f64, 100.0, -5.0, -5.0, 5.0, 5.0]).view([3, 2]),
+            covs: Tensor::stack(&[&eye * 0.01, eye.shallow_clone(), eye.shallow_clone()], 0),
+            dims: vec![2, 2, 2],
+        };
+        let opts = EmOptions { max_iter: 5, tol: None, reg: 1e-6, model: CovModel::Full };
+        let (fitted, trace) = m.em(&x, &opts).unwrap();
+        assert_eq!(trace.dropped, 1);
+        assert_eq!(trace.kept, vec![1, 2]);
+        let means: Vec<f64> = Vec::try_from(fitted.means.flatten(0, -1)).unwrap();
+        assert!(means[0] < 0.0 && means[2] > 0.0, "the survivors keep their order: {means:?}");
+    }
 
     #[test]
     fn cattell_finds_the_elbow() {

@@ -9,7 +9,7 @@ pub mod anchors;
 pub mod gmm;
 pub mod record;
 
-pub use align::{align, AlignMode, AlignStats};
+pub use align::{align, anchor_weights, AlignMode, AlignStats};
 pub use anchors::{fit_units, select_anchors, Anchors, Event, Normalisation, UnitAnchors};
 pub use gmm::{CovModel, EmOptions, EmTrace, Mixture};
 pub use record::RefitRecord;
@@ -37,7 +37,8 @@ pub struct DygaConfig {
     /// EM iterations of every fit (initial, children, final).
     pub max_iter: usize,
     /// EM stops early when the mean log-likelihood improves by less than this (0: never). 1e-3 is scikit-learn's
-    /// `GaussianMixture` default on the same quantity; 1e-4 took nearly twice the time for +0.08 nats on `dydis bench anchors`.
+    /// `GaussianMixture` default on the same quantity; 1e-4 took nearly twice the time for +0.08 nats on `dydis bench
+    /// anchors`.
     pub tol: f64,
     pub reg: f64,
     /// φ: a feature belongs to the hard cluster of k when its responsibility exceeds φ.

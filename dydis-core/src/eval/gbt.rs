@@ -176,6 +176,11 @@ struct Grow {
 }
 
 impl Grow {
+    /// A child before its samples are counted.
+    fn empty(depth: usize) -> Self {
+        Grow { n: 0, sum: 0.0, sumsq: 0.0, depth, feature: None, threshold: 0.0, children: None }
+    }
+
     fn impurity(&self) -> f64 {
         let m = self.sum / self.n as f64;
         self.sumsq / self.n as f64 - m * m
@@ -256,24 +261,8 @@ impl Grower<'_> {
                 if let Some((f, _, t)) = choice {
                     let depth = nodes[m].depth + 1;
                     let l = nodes.len();
-                    nodes.push(Grow {
-                        n: 0,
-                        sum: 0.0,
-                        sumsq: 0.0,
-                        depth,
-                        feature: None,
-                        threshold: 0.0,
-                        children: None,
-                    });
-                    nodes.push(Grow {
-                        n: 0,
-                        sum: 0.0,
-                        sumsq: 0.0,
-                        depth,
-                        feature: None,
-                        threshold: 0.0,
-                        children: None,
-                    });
+                    nodes.push(Grow::empty(depth));
+                    nodes.push(Grow::empty(depth));
                     nodes[m].feature = Some(f);
                     nodes[m].threshold = t;
                     nodes[m].children = Some((l, l + 1));

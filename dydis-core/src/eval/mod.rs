@@ -1,5 +1,6 @@
 //! Evaluation (docs/architecture.md): representations of any model family reduced to one scalar per latent unit,
-//! and disentanglement metrics with disentanglement_lib's semantics. Every metric takes a ground-truth factor space and a code per grid
+//! and disentanglement metrics with disentanglement_lib's semantics. Every metric takes a ground-truth factor space and
+//! a code per grid
 //! index, so it can be checked on synthetic codes first.
 //!
 //! Sampling is seeded (ChaCha8); it does not

@@ -58,6 +58,8 @@ pub trait Model: Any {
     fn reconstruct(&self, images: &Tensor, seed: u64) -> Result<Tensor>;
     /// The concrete model, for a family's own tools (`run.model_as::<Ldm>()`).
     fn as_any(&self) -> &dyn Any;
+    /// The concrete model, owned (`run.into_model::<Ldm>()`).
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
 /// The family registered under `kind`.

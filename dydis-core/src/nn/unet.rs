@@ -302,14 +302,22 @@ impl UNet {
 
     /// Predict the noise of `x` `[B, C, H, W]` at timesteps `t` `[B]` given latent units `context` `[B, N, D]`.
     pub fn forward_t(&self, x: &Tensor, t: &Tensor, context: &Tensor, train: bool) -> Tensor {
-        self.run(x, t, context, train, None)
+        self.run(x, t, context, train, None, None)
     }
 
     /// As `forward_t` in eval mode, also returning every cross-attention layer's probabilities.
     pub fn forward_recording(&self, x: &Tensor, t: &Tensor, context: &Tensor) -> (Tensor, Vec<AttentionRecord>) {
         let mut rec = Vec::new();
-        let out = self.run(x, t, context, false, Some(&mut rec));
+        let out = self.run(x, t, context, false, Some(&mut rec), None);
         (out, rec)
+    }
+
+    /// As `forward_t`, also returning every skip connection as the encoder produced it and as the decoder used it
+    /// (after Skip Dropout), decoder order.
+    pub fn forward_skips(&self, x: &Tensor, t: &Tensor, context: &Tensor, train: bool) -> (Tensor, Vec<SkipRecord>) {
+        let mut skips = Vec::new();
+        let out = self.run(x, t, context, train, None, Some(&mut skips));
+        (out, skips)
     }
 
     fn run(
@@ -319,6 +327,7 @@ impl UNet {
         ctx: &Tensor,
         train: bool,
         mut rec: Option<&mut Vec<AttentionRecord>>,
+        mut skip_rec: Option<&mut Vec<SkipRecord>>,
     ) -> Tensor {
         let emb = silu(&timestep_embedding(t, self.model_channels).apply(&self.time_1)).apply(&self.time_2);
         let mut skips = Vec::with_capacity(self.input.len());
@@ -329,14 +338,28 @@ impl UNet {
         }
         h = self.middle.forward(&h, &emb, ctx, train, rec.as_deref_mut());
         for b in &self.output {
-            let mut s = skips.pop().expect("one skip per output block");
-            if train && self.skip_levels.contains(&b.level) {
-                s = channel_dropout(&s, self.skip_rate);
+            let produced = skips.pop().expect("one skip per output block");
+            let s = if train && self.skip_levels.contains(&b.level) {
+                channel_dropout(&produced, self.skip_rate)
+            } else {
+                produced.shallow_clone()
+            };
+            if let Some(r) = skip_rec.as_deref_mut() {
+                r.push(SkipRecord { level: b.level, produced, used: s.shallow_clone() });
             }
             h = b.forward(&Tensor::cat(&[h, s], 1), &emb, ctx, train, rec.as_deref_mut());
         }
         silu(&h.apply(&self.out_norm)).apply(&self.out_conv)
     }
+}
+
+/// One skip connection of a forward pass: the decoder level it enters, the encoder's tensor and what the decoder
+/// received (the same tensor unless Skip Dropout dropped channels of it).
+#[derive(Debug)]
+pub struct SkipRecord {
+    pub level: usize,
+    pub produced: Tensor,
+    pub used: Tensor,
 }
 
 /// Channel-wise dropout: one Bernoulli(1 - rate) keep decision per sample and channel, kept channels scaled by

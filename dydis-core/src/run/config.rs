@@ -301,6 +301,12 @@ mod tests {
             let c = RunConfig::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&c.name, name);
             assert_eq!(c.method, MethodKind::Ldm);
+            if name.starts_with("paper-") {
+                // The paper's method: DyGA on, refit period r of App. C.1.1, Skip Dropout on.
+                let r = if *name == "paper-cars3d" { 5 } else { 1 };
+                assert!(c.dyga.enabled && c.dyga.refit_every == r, "{name}: DyGA {:?}", c.dyga);
+                assert!(c.model.unet.skip_dropout.enabled, "{name}");
+            }
             let back = RunConfig::from_toml(&c.to_toml()).unwrap();
             assert_eq!(back, c, "{name} round-trips through TOML");
         }

@@ -72,6 +72,23 @@ impl Run {
         })
     }
 
+    /// The model as its concrete type, owned (a notebook keeps it in a variable of its own, since notebook
+    /// variables cannot borrow from one another); an error naming the run's family otherwise.
+    pub fn into_model<T: Model>(self) -> Result<T> {
+        let kind = self.model.kind();
+        let checkpoint = self.checkpoint;
+        self.model.into_any().downcast::<T>().map(|b| *b).map_err(|_| {
+            Error::config(
+                "method",
+                format!(
+                    "{} is a `{kind}` run; this needs a {} model",
+                    checkpoint.display(),
+                    std::any::type_name::<T>().rsplit("::").next().unwrap_or("other")
+                ),
+            )
+        })
+    }
+
     /// The LDM of an LDM run (the tools of paper §4: attention maps, anchors, interchange, ...).
     pub fn ldm(&self) -> Result<&Ldm> {
         self.model_as::<Ldm>()

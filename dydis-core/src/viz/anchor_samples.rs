@@ -81,7 +81,7 @@ pub fn anchor_samples(
         c.select(1, unit as i64).copy_(&raw);
         conds.push(c);
     }
-    let cond = ldm.condition(&Tensor::cat(&conds, 0), false);
+    let cond = ldm.condition(&Tensor::cat(&conds, 0), false)?;
     let total = cond.size()[0];
     let [c, h, wd] = ldm.latent_shape();
     let x_t = Tensor::randn([1, c, h, wd], (Kind::Float, ldm.device)).repeat([total, 1, 1, 1]);

@@ -212,7 +212,9 @@ impl AttentionMaps {
 
     /// A JSON summary (options, layers, the per-unit table) for reports.
     pub fn summary_json(&self) -> serde_json::Value {
-        serde_json::json!({"options": self.options, "layers": self.layers, "averaged": self.averaged, "table": self.table().to_json()})
+        serde_json::json!({
+            "options": self.options, "layers": self.layers, "averaged": self.averaged, "table": self.table().to_json()
+        })
     }
 }
 
