@@ -13,6 +13,19 @@ pub fn repo() -> &'static Path {
     Path::new(REPO)
 }
 
+/// The optional reference data (`$DYDIS_REFERENCE_DATA`): when unset, the project's shared data folder next to the
+/// checkout this binary was built from, if there is one, as `./dydis` sets it. Everything the binary starts (the
+/// kernel it installs, the notebooks it runs) inherits it.
+pub fn default_reference_data() {
+    if std::env::var_os("DYDIS_REFERENCE_DATA").is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    if let Ok(dir) = repo().join("../shared/data").canonicalize() {
+        // Called at the start of main, before any thread is started.
+        std::env::set_var("DYDIS_REFERENCE_DATA", dir);
+    }
+}
+
 /// The Python of the set-up's venv and the reference scripts in `bench/`.
 pub fn bench_reference() -> dydis_core::bench::Reference {
     let layout = kernel_ext::Layout::default();

@@ -100,6 +100,7 @@ fn main() {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    common::default_reference_data();
     set_threads(cli.threads);
     dydis_core::device::tune_allocator();
     let code = match run(cli) {
@@ -121,7 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Execute(a) => env::execute(&a),
         Command::Quickstart(a) => quickstart::quickstart(&a, cli.device),
         Command::Data { action } => data::data(action),
-        Command::Bench { what } => bench::bench(what, device()?),
+        Command::Bench { what } => bench::bench(what, cli.device),
         Command::TrainAe(a) => train::train(&a, Some("ae"), device()?),
         Command::Train(a) => train::train(&a, None, device()?),
         Command::Sample(a) => generate::sample(&a, device()?),

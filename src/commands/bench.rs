@@ -3,8 +3,8 @@ use crate::common::bench_reference;
 use anyhow::Result;
 use clap::Subcommand;
 use dydis_core::bench;
+use dydis_core::device::DeviceSpec;
 use std::path::{Path, PathBuf};
-use tch::Device;
 
 #[derive(Subcommand)]
 pub enum BenchWhat {
@@ -63,7 +63,8 @@ pub enum BenchWhat {
     },
 }
 
-pub fn bench(what: BenchWhat, device: Device) -> Result<i32> {
+/// Run one benchmark; only the training-step benchmark uses `--device`.
+pub fn bench(what: BenchWhat, device: DeviceSpec) -> Result<i32> {
     let (json, out) = match what {
         BenchWhat::Anchors { units, features, no_reference, out } => {
             let reference = (!no_reference).then(bench_reference);
@@ -74,7 +75,7 @@ pub fn bench(what: BenchWhat, device: Device) -> Result<i32> {
                 presets,
                 warmup,
                 steps,
-                device,
+                device: device.resolve()?,
                 reference: (!no_reference).then(bench_reference),
                 work_dir: out.parent().unwrap_or(Path::new(".")).to_path_buf(),
             };

@@ -98,10 +98,11 @@ pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
             source: run.checkpoint.display().to_string(),
             spec: run.data.clone(),
         };
-        let (report, latents) = eval::evaluate_model(run.model.as_ref(), run.images.as_ref(), &opts)?;
+        // The representation is kept before the metrics run, so a failing metric loses no extraction.
+        let latents = eval::represent_grid(run.model.as_ref(), run.images.as_ref(), &opts)?;
         let out = a.out.clone().unwrap_or_else(|| run.dir.eval_dir());
         represent::save_npz(&out.join("representation.npz"), &latents)?;
-        (report, out)
+        (eval::evaluate_representation(&latents, run.factors()?, &opts)?, out)
     };
     report.write(&out)?;
     println!("{}", report.to_text());

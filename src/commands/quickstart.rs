@@ -109,8 +109,9 @@ fn model_section(config: &str, dir: &RunDir, device: Device) -> Result<String> {
         source: run.checkpoint.display().to_string(),
         spec: run.data.clone(),
     };
-    let (report, latents) = eval::evaluate_model(run.model.as_ref(), ds, &opts)?;
+    let latents = eval::represent_grid(run.model.as_ref(), ds, &opts)?;
     represent::save_npz(&dir.eval_dir().join("representation.npz"), &latents)?;
+    let report = eval::evaluate_representation(&latents, run.factors()?, &opts)?;
     report.write(&dir.eval_dir())?;
     println!("{}", report.to_text());
     let metrics = report.markdown();

@@ -148,7 +148,7 @@ pub fn anchors(a: &AnchorsArgs) -> Result<i32> {
             checkpoint.display()
         );
     };
-    let dir = RunDir::containing(&checkpoint);
+    let dir = RunDir::of_checkpoint(&checkpoint);
     let history = RefitRecord::read_log(&dir.anchors_log("ldm"))?;
     let plots = viz::anchor_plots(anchors, &history)?;
     println!("{}", plots.table.to_text());

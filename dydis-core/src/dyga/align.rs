@@ -71,7 +71,11 @@ pub fn align(
                 let x = c.select(1, u.unit as i64);
                 let xn = u.norm.apply(&x.detach().to_kind(fk));
                 let lj = u.mixture.log_joint(&xn)?;
-                let mu_n = anchor_weights(&lj, tau, stochastic).to_kind(fk).matmul(&u.mixture.means);
+                let mu_n = if stochastic {
+                    anchor_weights(&lj, tau, true).matmul(&u.mixture.means)
+                } else {
+                    u.mixture.means.index_select(0, &lj.argmax(1, false))
+                };
                 let mu = u.norm.invert(&mu_n).to_kind(c.kind()).detach();
                 let eps = (1e-3 * u.norm.std).max(1e-12);
                 let xd = x.detach();

@@ -539,6 +539,12 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
     record_em(&mut events, &mut ll, "final", &tr);
     // Components that lost their mass in the final EM are gone; the others keep their ids.
     ids = tr.kept.iter().map(|&k| ids[k]).collect();
+    if ids.len() != m.k() as usize {
+        return Err(Error::failed(
+            format!("anchor selection of unit {unit}"),
+            format!("{} ids for {} components", ids.len(), m.k()),
+        ));
+    }
     let assign = m.predict(&x)?;
     let k = m.k();
     let onehot = assign.one_hot(k).to_kind(x.kind());

@@ -22,6 +22,15 @@ pub struct ModelEval {
 
 /// The representation `[n, N, D]` of every grid image and the report of the metrics on it.
 pub fn evaluate_model(model: &dyn Model, images: &dyn ImageSource, opts: &ModelEval) -> Result<(Report, Tensor)> {
+    let latents = represent_grid(model, images, opts)?;
+    let space = images.factors().expect("represent_grid checked the grid");
+    let report = evaluate_representation(&latents, space, opts)?;
+    Ok((report, latents))
+}
+
+/// The representation `[n, N, D]` of every image of a ground-truth grid, row i for grid index i (the evaluation
+/// configuration is validated first, so that a bad value fails before the extraction).
+pub fn represent_grid(model: &dyn Model, images: &dyn ImageSource, opts: &ModelEval) -> Result<Tensor> {
     opts.config.validate()?;
     let space = images.factors().ok_or_else(|| {
         Error::data(&opts.spec, "has no ground-truth factor grid; the disentanglement metrics need one")
@@ -41,8 +50,7 @@ pub fn evaluate_model(model: &dyn Model, images: &dyn ImageSource, opts: &ModelE
         &latents.size()[1..],
         t.elapsed().as_secs_f64()
     );
-    let report = evaluate_representation(&latents, space, opts)?;
-    Ok((report, latents))
+    Ok(latents)
 }
 
 /// The metric report of a representation `[n, N, D]` whose rows are the grid's indices.

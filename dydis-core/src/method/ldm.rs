@@ -39,6 +39,13 @@ impl Method for LdmMethod {
         "ldm"
     }
 
+    fn stage_steps(&self, config: &RunConfig, stage: &str) -> Result<usize> {
+        match stage {
+            "ae" => Ok(config.ae.steps),
+            other => Err(Error::config("stage", format!("the LDM's earlier stage is ae, not '{other}'"))),
+        }
+    }
+
     fn validate(&self, config: &RunConfig) -> Result<()> {
         config.validate()
     }

@@ -27,6 +27,9 @@ pub trait Method: Send + Sync {
     /// model.
     fn stages(&self, config: &RunConfig) -> Vec<&'static str>;
     fn final_stage(&self) -> &'static str;
+    /// The configured steps of an earlier stage (known without opening the data), so that a finished stage is
+    /// recognised from its newest checkpoint alone.
+    fn stage_steps(&self, config: &RunConfig, stage: &str) -> Result<usize>;
     /// Family-specific checks beyond [`RunConfig::validate`].
     fn validate(&self, config: &RunConfig) -> Result<()>;
     /// A trainer of `stage` writing into `dir`; with `resume`, it continues the stage's newest checkpoint.
@@ -124,10 +127,11 @@ pub fn train(config: &RunConfig, dir: &RunDir, device: Device, opts: &TrainOptio
         if opts.resume && later_started.iter().any(Option::is_some) {
             continue;
         }
-        let mut t = m.trainer(stage, config, dir, device, true)?;
-        if t.current_step() >= t.total_steps() {
+        let steps_done = dir.newest(stage)?.map(|c| c.0).unwrap_or(0);
+        if steps_done >= m.stage_steps(config, stage)? {
             continue;
         }
+        let mut t = m.trainer(stage, config, dir, device, true)?;
         println!("training the {} first ({} of {} steps done)", t.title(), t.current_step(), t.total_steps());
         let o = finish_stage(t.as_mut(), dir, None)?;
         let interrupted = o.outcome.interrupted;
@@ -162,11 +166,8 @@ pub fn load(path: &Path, device: Device) -> Result<(Box<dyn Model>, PathBuf)> {
 }
 
 /// The checkpoint folder a path names: itself, a stage folder's newest step, or a run folder's newest checkpoint
-/// of its family's final stage (the family read from the run's `config.toml`; without one, any family's).
+/// of a final stage (every family's final stage has its own folder name, so the run's family need not be known).
 pub fn resolve_final(path: &Path) -> Result<PathBuf> {
-    let finals: Vec<&str> = match RunDir::new(path).stored_config()? {
-        Some(c) => vec![method(c.method).final_stage()],
-        None => all().map(|m| m.final_stage()).collect(),
-    };
+    let finals: Vec<&str> = all().map(|m| m.final_stage()).collect();
     crate::run::checkpoint::resolve(path, &finals)
 }

@@ -16,7 +16,7 @@ use crate::fs::write_atomic;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// A run folder. Every path of the layout above is derived here, so no caller does path arithmetic on runs.
+/// A run folder. Every path of the layout above is derived here; callers ask for them by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
     root: PathBuf,
@@ -32,24 +32,17 @@ impl RunDir {
         RunDir::new(Path::new("runs").join(&config.name))
     }
 
-    /// The run folder holding a checkpoint (`<run>/<stage>/step-N`), a stage folder or a run folder.
-    pub fn containing(path: &Path) -> Self {
-        if path.join("meta.json").exists() {
-            // step folder -> stage folder -> run folder
-            let run = path.parent().and_then(Path::parent).filter(|p| !p.as_os_str().is_empty());
-            return RunDir::new(run.unwrap_or(Path::new(".")));
-        }
-        if checkpoint::list(path).map(|l| !l.is_empty()).unwrap_or(false) {
-            let run = path.parent().filter(|p| !p.as_os_str().is_empty());
-            return RunDir::new(run.unwrap_or(Path::new(".")));
-        }
-        RunDir::new(path)
+    /// The run folder holding a checkpoint folder (`<run>/<stage>/step-N`).
+    pub fn of_checkpoint(step: &Path) -> Self {
+        let run = step.parent().and_then(Path::parent).filter(|p| !p.as_os_str().is_empty());
+        RunDir::new(run.unwrap_or(Path::new(".")))
     }
 
-    /// The run folder of an evaluation report (`<run>/eval/report.json`).
+    /// The run folder of an evaluation report (`<run>/<eval folder>/report.json`); None when the path names no
+    /// such folder.
     pub fn of_report(report: &Path) -> Option<Self> {
-        let eval = report.parent()?;
-        (eval.file_name()? == "eval").then(|| RunDir::new(eval.parent().unwrap_or(Path::new("."))))
+        let run = report.parent()?.parent().filter(|p| !p.as_os_str().is_empty())?;
+        run.file_name().is_some().then(|| RunDir::new(run))
     }
 
     pub fn root(&self) -> &Path {
@@ -136,20 +129,41 @@ impl RunDir {
     /// refused unless the run is resumed (its checkpoints would not load into the new model).
     pub fn prepare(&self, config: &RunConfig, resume: bool) -> Result<()> {
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
-        if !resume {
+        if resume {
             if let Ok(Some(old)) = self.stored_config() {
-                if old.method != config.method || old.model != config.model {
-                    return Err(Error::File {
-                        path: self.root.clone(),
-                        message: "holds a run with another model configuration: pass --out <new folder>, or \
-                                  --resume to continue it"
-                            .into(),
-                    });
+                let changed = changed_sections(&old, config);
+                if !changed.is_empty() {
+                    eprintln!(
+                        "note: {} held another [{}]; the run continues with the configuration given now",
+                        self.config_file().display(),
+                        changed.join("], [")
+                    );
                 }
+            }
+        } else if let Ok(Some(old)) = self.stored_config() {
+            if old.method != config.method || old.model != config.model {
+                return Err(Error::File {
+                    path: self.root.clone(),
+                    message: "holds a run with another model configuration: pass --out <new folder>, or \
+                              --resume to continue it"
+                        .into(),
+                });
             }
         }
         write_atomic(&self.config_file(), config.to_toml().as_bytes())
     }
+}
+
+/// The top-level sections in which two configurations differ.
+fn changed_sections(a: &RunConfig, b: &RunConfig) -> Vec<String> {
+    let (Ok(toml::Value::Table(a)), Ok(toml::Value::Table(b))) = (toml::Value::try_from(a), toml::Value::try_from(b))
+    else {
+        return vec![];
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
 }
 
 #[cfg(test)]
@@ -163,16 +177,15 @@ mod tests {
         assert_eq!(d.anchors_log("ldm"), Path::new("runs/x/ldm/anchors.jsonl"));
         assert_eq!(d.eval_dir(), Path::new("runs/x/eval"));
         assert_eq!(RunDir::of_report(Path::new("runs/x/eval/report.json")), Some(d.clone()));
-        assert_eq!(RunDir::of_report(Path::new("elsewhere/report.json")), None);
+        assert_eq!(RunDir::of_report(Path::new("runs/x/eval-aligned/report.json")), Some(d.clone()));
+        assert_eq!(RunDir::of_report(Path::new("eval/report.json")), None);
         assert_eq!(d.name(), "x");
 
         let tmp = std::env::temp_dir().join(format!("dydis-rundir-{}", std::process::id()));
         let step = tmp.join("ldm/step-00000003");
         std::fs::create_dir_all(&step).unwrap();
         std::fs::write(step.join("meta.json"), "{}").unwrap();
-        assert_eq!(RunDir::containing(&step).root(), tmp);
-        assert_eq!(RunDir::containing(&tmp.join("ldm")).root(), tmp);
-        assert_eq!(RunDir::containing(&tmp).root(), tmp);
+        assert_eq!(RunDir::of_checkpoint(&step).root(), tmp);
         let run = RunDir::new(&tmp);
         assert_eq!(run.newest_of(&["ae", "ldm"]).unwrap(), step);
         assert!(run.newest_of(&["ae"]).unwrap_err().to_string().contains("looked in ae"));

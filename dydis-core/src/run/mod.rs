@@ -42,7 +42,7 @@ impl Run {
         let config = model.config();
         let data = data.map(str::to_string).unwrap_or_else(|| config.data.clone());
         let images = crate::data::open_images(&data, config.model.image_size as usize)?;
-        Ok(Run { dir: RunDir::containing(&checkpoint), checkpoint, model, data, images })
+        Ok(Run { dir: RunDir::of_checkpoint(&checkpoint), checkpoint, model, data, images })
     }
 
     pub fn config(&self) -> &RunConfig {

@@ -56,6 +56,26 @@ impl History {
         Ok(History { stage, steps })
     }
 
+    /// Read a `log.jsonl` to continue it: a last line cut short (the process was killed mid-write) is dropped with
+    /// a note; an unreadable line before it is an error naming it.
+    pub fn read_for_resume(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut steps = Vec::with_capacity(lines.len());
+        for (i, l) in lines.iter().enumerate() {
+            match serde_json::from_str(l) {
+                Ok(s) => steps.push(s),
+                Err(e) if i + 1 == lines.len() => {
+                    eprintln!("note: {}: dropping its last line, cut short ({e})", path.display())
+                }
+                Err(e) => return Err(Error::File { path: path.into(), message: format!("line {}: {e}", i + 1) }),
+            }
+        }
+        let stage =
+            path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        Ok(History { stage, steps })
+    }
+
     /// Loss per step and its running mean over `window` steps.
     pub fn curve(&self) -> Result<Svg> {
         let raw: Vec<(f64, f64)> = self.steps.iter().map(|s| (s.step as f64, s.loss)).collect();
@@ -193,7 +213,7 @@ impl Driver {
         let path = self.run.log(&self.history.stage);
         // On resume keep the lines up to the checkpoint's step and drop any written after it.
         if path.exists() {
-            let h = History::read(&path)?;
+            let h = History::read_for_resume(&path)?;
             self.history.steps = h.steps.into_iter().filter(|s| s.step <= truncate_after).collect();
         }
         let mut f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
@@ -704,5 +724,28 @@ impl Trainer for LdmTrainer {
             self.steps_per_epoch(),
             LdmTrainer::total_steps(self)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_cut_short_resumes_and_a_damaged_one_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("dydis-log-resume-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("ldm")).unwrap();
+        let path = dir.join("ldm/log.jsonl");
+        let line = |step: usize| {
+            let s = StepLog { step, epoch: 0, loss: 0.5, extra: vec![], data_ms: 1.0, step_ms: 2.0 };
+            serde_json::to_string(&s).unwrap()
+        };
+        std::fs::write(&path, format!("{}\n{}\n{{\"step\": 3, \"epo", line(1), line(2))).unwrap();
+        let h = History::read_for_resume(&path).unwrap();
+        assert_eq!((h.stage.as_str(), h.steps.len()), ("ldm", 2));
+        std::fs::write(&path, format!("{}\nnot json\n{}\n", line(1), line(3))).unwrap();
+        let e = History::read_for_resume(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
