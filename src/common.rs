@@ -14,8 +14,8 @@ pub fn repo() -> &'static Path {
 }
 
 /// The optional reference data (`$DYDIS_REFERENCE_DATA`): when unset, the project's shared data folder next to the
-/// checkout this binary was built from, if there is one, as `./dydis` sets it. Everything the binary starts (the
-/// kernel it installs, the notebooks it runs) inherits it.
+/// checkout this binary was built from, if there is one, as `.cargo/config.toml` does for tests. Everything the
+/// binary starts (the kernel it installs, the notebooks it runs) inherits it.
 pub fn default_reference_data() {
     if std::env::var_os("DYDIS_REFERENCE_DATA").is_some_and(|v| !v.is_empty()) {
         return;
@@ -59,8 +59,8 @@ impl GenArgs {
 
     /// DDIM settings: the run's `sample` section unless overridden.
     pub fn ddim(&self, run: &Run) -> Ddim {
-        let s = &run.config().sample;
-        Ddim { steps: self.ddim_steps.unwrap_or(s.ddim_steps), eta: self.eta.unwrap_or(s.eta) }
+        let run_ddim = run.config().sample.ddim();
+        Ddim { steps: self.ddim_steps.unwrap_or(run_ddim.steps), eta: self.eta.unwrap_or(run_ddim.eta) }
     }
 
     /// `--out`, else `default` in the run folder.

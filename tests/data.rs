@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::Device;
 
-/// A file of the reference data folder (`$DYDIS_REFERENCE_DATA`, which `./dydis` and `cargo` in this checkout set).
+/// A file of the reference data folder (`$DYDIS_REFERENCE_DATA`, which `cargo` in this checkout sets).
 fn shared(rel: &str) -> PathBuf {
     let dir =
         dydis_core::paths::reference_data_dir().expect("DYDIS_REFERENCE_DATA is set (the tests read real images)");

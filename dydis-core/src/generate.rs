@@ -17,7 +17,8 @@ fn images_of(ldm: &Ldm, ds: &dyn ImageSource, indices: &[usize]) -> Result<Tenso
     ldm.prepare(&ds.images(indices, ldm.device)?)
 }
 
-fn noise(ldm: &Ldm, n: i64, seed: u64) -> Tensor {
+/// `n` seeded standard-normal starting points x_T of the model's latent shape.
+pub(crate) fn noise(ldm: &Ldm, n: i64, seed: u64) -> Tensor {
     tch::manual_seed(seed as i64);
     let [c, h, w] = ldm.latent_shape();
     Tensor::randn([n, c, h, w], (Kind::Float, ldm.device))
@@ -74,11 +75,15 @@ pub fn interpolate(
     ddim: Ddim,
     seed: u64,
 ) -> Result<Tensor> {
+    interpolate_between(ldm, &images_of(ldm, ds, &[from, to])?, steps, ddim, seed)
+}
+
+/// [`interpolate`] from the two prepared images `x` `[2, 3, S, S]`.
+fn interpolate_between(ldm: &Ldm, x: &Tensor, steps: usize, ddim: Ddim, seed: u64) -> Result<Tensor> {
     if steps < 2 {
         return Err(Error::config("steps", "an interpolation needs at least 2 points"));
     }
-    let x = images_of(ldm, ds, &[from, to])?;
-    let c = ldm.condition_images(&x)?;
+    let c = ldm.condition_images(x)?;
     let conds: Vec<Tensor> = (0..steps)
         .map(|k| {
             let a = k as f64 / (steps - 1) as f64;
@@ -150,7 +155,7 @@ pub fn interpolation_figure(
     seed: u64,
 ) -> Result<Image> {
     let ends = images_of(ldm, ds, &[from, to])?;
-    let out = interpolate(ldm, ds, from, to, steps, ddim, seed)?;
+    let out = interpolate_between(ldm, &ends, steps, ddim, seed)?;
     let row = Tensor::cat(&[ends.get(0).unsqueeze(0), out, ends.get(1).unsqueeze(0)], 0);
     grid(
         &row,

@@ -30,7 +30,7 @@ pub fn data_dir() -> PathBuf {
 
 /// Optional reference data (the real dSprites sub-grid, Shapes3D and MPI3D reference images) that the look-alike
 /// comparisons, the `dsprites-real:subgrid` dataset and some tests read: the folder named by
-/// `$DYDIS_REFERENCE_DATA` (`./dydis` and `cargo` in this checkout set it to the project's shared data folder
+/// `$DYDIS_REFERENCE_DATA` (the `dydis` binary and `cargo` in this checkout set it to the project's shared data folder
 /// when one exists). None when unset.
 pub fn reference_data_dir() -> Option<PathBuf> {
     env_path("DYDIS_REFERENCE_DATA")

@@ -88,7 +88,9 @@ pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
         let opts =
             ModelEval { config: cfg, aligned: a.aligned, batch: a.batch, source: a.input.display().to_string(), spec };
         let out = a.out.clone().unwrap_or_else(|| a.input.with_extension("eval"));
-        (eval::evaluate_representation(&latents, &space, &opts)?, out)
+        let report = eval::evaluate_representation(&latents, &space, &opts)?;
+        report.write(&out)?;
+        (report, out)
     } else {
         let run = Run::open_with(&a.input, a.data.as_deref(), device)?;
         let opts = ModelEval {
@@ -98,13 +100,9 @@ pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
             source: run.checkpoint.display().to_string(),
             spec: run.data.clone(),
         };
-        // The representation is kept before the metrics run, so a failing metric loses no extraction.
-        let latents = eval::represent_grid(run.model.as_ref(), run.images.as_ref(), &opts)?;
         let out = a.out.clone().unwrap_or_else(|| run.dir.eval_dir());
-        represent::save_npz(&out.join("representation.npz"), &latents)?;
-        (eval::evaluate_representation(&latents, run.factors()?, &opts)?, out)
+        (eval::evaluate_model_into(run.model.as_ref(), run.images.as_ref(), &opts, &out)?, out)
     };
-    report.write(&out)?;
     println!("{}", report.to_text());
     if let Some(d) = report.details.get("downstream") {
         let d: eval::DownstreamResult = serde_json::from_value(d.clone()).context("downstream details")?;

@@ -8,7 +8,7 @@ use clap::Args;
 use dydis_core::device::{DeviceSpec, RuntimeInfo};
 use dydis_core::display::Show;
 use dydis_core::dyga::RefitRecord;
-use dydis_core::eval::{self, represent, EvalConfig, ModelEval};
+use dydis_core::eval::{self, EvalConfig, ModelEval};
 use dydis_core::fs::write_atomic;
 use dydis_core::generate;
 use dydis_core::method::{self, TrainOptions};
@@ -90,7 +90,7 @@ fn model_section(config: &str, dir: &RunDir, device: Device) -> Result<String> {
     let run = Run::open(dir.root(), device)?;
     let ldm = run.ldm()?;
     let ds = run.images.as_ref();
-    let ddim = generate_ddim(&run);
+    let ddim = run.config().sample.ddim();
     let save = |img: dydis_core::display::Image, file: &str| -> Result<()> {
         let path = dir.file(file);
         img.save_png(&path)?;
@@ -109,10 +109,7 @@ fn model_section(config: &str, dir: &RunDir, device: Device) -> Result<String> {
         source: run.checkpoint.display().to_string(),
         spec: run.data.clone(),
     };
-    let latents = eval::represent_grid(run.model.as_ref(), ds, &opts)?;
-    represent::save_npz(&dir.eval_dir().join("representation.npz"), &latents)?;
-    let report = eval::evaluate_representation(&latents, run.factors()?, &opts)?;
-    report.write(&dir.eval_dir())?;
+    let report = eval::evaluate_model_into(run.model.as_ref(), ds, &opts, &dir.eval_dir())?;
     println!("{}", report.to_text());
     let metrics = report.markdown();
     let metrics = metrics.split_once('\n').map(|x| x.1).unwrap_or(&metrics).to_string();
@@ -135,16 +132,11 @@ fn model_section(config: &str, dir: &RunDir, device: Device) -> Result<String> {
     ))
 }
 
-fn generate_ddim(run: &Run) -> dydis_core::diffusion::Ddim {
-    let s = &run.config().sample;
-    dydis_core::diffusion::Ddim { steps: s.ddim_steps, eta: s.eta }
-}
-
 /// The visual tools on the trained run: attention maps, latent-unit projections and, with DyGA, the anchor plots
 /// and generation from anchor regions. Returns the report's Markdown section.
 fn visuals_section(run: &Run, device: Device) -> Result<String> {
     let (ldm, ds, dir) = (run.ldm()?, run.images.as_ref(), &run.dir);
-    let ddim = generate_ddim(run);
+    let ddim = run.config().sample.ddim();
     let idx = generate::pick(ds, 3, 0);
     let maps = viz::attention_maps(ldm, &ds.images(&idx, device)?, &AttentionOptions { ddim, ..Default::default() })?;
     maps.save(&dir.file("attention.png"), &idx)?;

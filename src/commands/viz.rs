@@ -137,10 +137,7 @@ pub fn project(a: &ProjectArgs, device: Device) -> Result<i32> {
 /// log-likelihood over the refits logged in the run.
 pub fn anchors(a: &AnchorsArgs) -> Result<i32> {
     // The anchors and their log are all this needs: the model alone, not its dataset.
-    let (model, checkpoint) = dydis_core::method::load(&a.checkpoint, Device::Cpu)?;
-    let Some(ldm) = model.as_any().downcast_ref::<Ldm>() else {
-        bail!("{} is a `{}` run; anchors belong to LDM runs with DyGA", checkpoint.display(), model.kind());
-    };
+    let (ldm, checkpoint) = dydis_core::method::load_as::<Ldm>(&a.checkpoint, Device::Cpu)?;
     let Some(anchors) = &ldm.anchors else {
         bail!(
             "{} has no DyGA anchors (DyGA off, or no refit yet: anchors are fitted after every \

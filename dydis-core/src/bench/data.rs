@@ -281,8 +281,9 @@ pub fn run(opts: &Options) -> Result<serde_json::Value> {
         });
         specs.push((p.display().to_string(), images));
     }
+    let runtime = crate::device::RuntimeInfo::collect();
     let mut t = Table::new(["dataset", "images", "1 thread img/s", "parallel img/s", "speed-up", "BatchIter img/s"])
-        .with_title(format!("dataset throughput ({} threads)", crate::device::RuntimeInfo::collect().threads));
+        .with_title(format!("dataset throughput ({} threads)", runtime.threads));
     let mut results = Vec::new();
     for (spec, n) in specs {
         let r = measure(crate::data::open(&spec)?, n)?;
@@ -305,7 +306,7 @@ pub fn run(opts: &Options) -> Result<serde_json::Value> {
         println!("\n{}", formats_table(&rates).to_text());
     }
     Ok(serde_json::json!({
-        "runtime": crate::device::RuntimeInfo::collect(),
+        "runtime": runtime,
         "rayon_threads": rayon::current_num_threads(),
         "throughput": results,
         "real_file_load": load,

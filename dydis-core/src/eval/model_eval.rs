@@ -53,6 +53,22 @@ pub fn represent_grid(model: &dyn Model, images: &dyn ImageSource, opts: &ModelE
     Ok(latents)
 }
 
+/// [`evaluate_model`] with its files: the representation is saved as `<out>/representation.npz` before the metrics
+/// run (a failing metric loses no extraction), then the report as `<out>/report.{json,md,html}`.
+pub fn evaluate_model_into(
+    model: &dyn Model,
+    images: &dyn ImageSource,
+    opts: &ModelEval,
+    out: &std::path::Path,
+) -> Result<Report> {
+    let latents = represent_grid(model, images, opts)?;
+    represent::save_npz(&out.join("representation.npz"), &latents)?;
+    let space = images.factors().expect("represent_grid checked the grid");
+    let report = evaluate_representation(&latents, space, opts)?;
+    report.write(out)?;
+    Ok(report)
+}
+
 /// The metric report of a representation `[n, N, D]` whose rows are the grid's indices.
 pub fn evaluate_representation(latents: &Tensor, space: &crate::data::FactorSpace, opts: &ModelEval) -> Result<Report> {
     let codes = Codes::from_tensor(&pca_codes(latents)?, space)?;

@@ -4,7 +4,6 @@
 //!
 //! Stages: `ae` (the VQ first stage; absent with the identity first stage), then `ldm`.
 use super::{Method, Model};
-use crate::diffusion::Ddim;
 use crate::display::Table;
 use crate::run::checkpoint::Checkpoint;
 use crate::run::config::{MethodKind, RunConfig};
@@ -12,7 +11,7 @@ use crate::run::dir::RunDir;
 use crate::train::{AeTrainer, LdmTrainer, Trainer};
 use crate::{Error, Result};
 use std::any::Any;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 pub use crate::model::{Autoencoder, Ldm};
 
@@ -94,18 +93,14 @@ impl Model for Ldm {
         if !aligned {
             return Ok(units);
         }
-        Ok(tch::no_grad(|| self.condition_with_stats(&units, false))?.0)
+        tch::no_grad(|| self.condition(&units, false))
     }
 
     /// DDIM samples (the run's `sample` settings) conditioned on the images' latent units.
     fn reconstruct(&self, images: &Tensor, seed: u64) -> Result<Tensor> {
-        let x = self.prepare(images)?;
-        let c = self.condition_images(&x)?;
-        let s = &self.config.sample;
-        tch::manual_seed(seed as i64);
-        let [ch, h, w] = self.latent_shape();
-        let x_t = Tensor::randn([x.size()[0], ch, h, w], (Kind::Float, self.device));
-        Ok(self.sample(&c, Ddim { steps: s.ddim_steps, eta: s.eta }, Some(x_t)))
+        let c = self.condition_images(images)?;
+        let x_t = crate::generate::noise(self, c.size()[0], seed);
+        Ok(self.sample(&c, self.config.sample.ddim(), Some(x_t)))
     }
 
     fn as_any(&self) -> &dyn Any {

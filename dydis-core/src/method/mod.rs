@@ -165,6 +165,20 @@ pub fn load(path: &Path, device: Device) -> Result<(Box<dyn Model>, PathBuf)> {
     Ok((model, ck.path))
 }
 
+/// As [`load`], as the family's concrete model type (for a tool that needs no images, such as the anchor plots).
+pub fn load_as<T: Model>(path: &Path, device: Device) -> Result<(T, PathBuf)> {
+    let (model, checkpoint) = load(path, device)?;
+    let kind = model.kind();
+    let model = model.into_any().downcast::<T>().map_err(|_| wrong_family::<T>(&checkpoint, kind))?;
+    Ok((*model, checkpoint))
+}
+
+/// The error of asking a run of one family for another family's model type.
+pub fn wrong_family<T>(checkpoint: &Path, kind: MethodKind) -> Error {
+    let wanted = std::any::type_name::<T>().rsplit("::").next().unwrap_or("other");
+    Error::config("method", format!("{} is a `{kind}` run; this needs a {wanted} model", checkpoint.display()))
+}
+
 /// The checkpoint folder a path names: itself, a stage folder's newest step, or a run folder's newest checkpoint
 /// of a final stage (every family's final stage has its own folder name, so the run's family need not be known).
 pub fn resolve_final(path: &Path) -> Result<PathBuf> {

@@ -123,6 +123,13 @@ pub struct SampleConfig {
     pub eta: f64,
 }
 
+impl SampleConfig {
+    /// The DDIM sampler these settings describe.
+    pub fn ddim(&self) -> crate::diffusion::Ddim {
+        crate::diffusion::Ddim { steps: self.ddim_steps, eta: self.eta }
+    }
+}
+
 impl Default for SampleConfig {
     fn default() -> Self {
         SampleConfig { ddim_steps: 100, eta: 0.0 }

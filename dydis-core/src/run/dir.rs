@@ -100,19 +100,6 @@ impl RunDir {
         Ok(self.checkpoints(stage)?.pop())
     }
 
-    /// The newest checkpoint of the latest stage (in `stages`' order) that has one.
-    pub fn newest_of(&self, stages: &[&str]) -> Result<PathBuf> {
-        for stage in stages.iter().rev() {
-            if let Some((_, p)) = self.newest(stage)? {
-                return Ok(p);
-            }
-        }
-        Err(Error::File {
-            path: self.root.clone(),
-            message: format!("contains no complete checkpoint (looked in {})", stages.join(", ")),
-        })
-    }
-
     /// The configuration stored in the folder, if any.
     pub fn stored_config(&self) -> Result<Option<RunConfig>> {
         let path = self.config_file();
@@ -187,8 +174,10 @@ mod tests {
         std::fs::write(step.join("meta.json"), "{}").unwrap();
         assert_eq!(RunDir::of_checkpoint(&step).root(), tmp);
         let run = RunDir::new(&tmp);
-        assert_eq!(run.newest_of(&["ae", "ldm"]).unwrap(), step);
-        assert!(run.newest_of(&["ae"]).unwrap_err().to_string().contains("looked in ae"));
+        assert_eq!(run.newest("ldm").unwrap(), Some((3, step.clone())));
+        assert_eq!(run.newest("ae").unwrap(), None);
+        assert_eq!(checkpoint::resolve(&tmp, &["ae", "ldm"]).unwrap(), step);
+        assert!(checkpoint::resolve(&tmp, &["ae"]).unwrap_err().to_string().contains("looked in ae"));
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

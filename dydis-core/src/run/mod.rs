@@ -59,17 +59,8 @@ impl Run {
 
     /// The model as its concrete type, for a family's own tools; an error naming the run's family otherwise.
     pub fn model_as<T: Model>(&self) -> Result<&T> {
-        self.model.as_any().downcast_ref::<T>().ok_or_else(|| {
-            Error::config(
-                "method",
-                format!(
-                    "{} is a `{}` run; this needs a {} model",
-                    self.checkpoint.display(),
-                    self.model.kind(),
-                    std::any::type_name::<T>().rsplit("::").next().unwrap_or("other")
-                ),
-            )
-        })
+        let kind = self.model.kind();
+        self.model.as_any().downcast_ref::<T>().ok_or_else(|| crate::method::wrong_family::<T>(&self.checkpoint, kind))
     }
 
     /// The model as its concrete type, owned (a notebook keeps it in a variable of its own, since notebook
@@ -77,16 +68,11 @@ impl Run {
     pub fn into_model<T: Model>(self) -> Result<T> {
         let kind = self.model.kind();
         let checkpoint = self.checkpoint;
-        self.model.into_any().downcast::<T>().map(|b| *b).map_err(|_| {
-            Error::config(
-                "method",
-                format!(
-                    "{} is a `{kind}` run; this needs a {} model",
-                    checkpoint.display(),
-                    std::any::type_name::<T>().rsplit("::").next().unwrap_or("other")
-                ),
-            )
-        })
+        self.model
+            .into_any()
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| crate::method::wrong_family::<T>(&checkpoint, kind))
     }
 
     /// The LDM of an LDM run (the tools of paper §4: attention maps, anchors, interchange, ...).

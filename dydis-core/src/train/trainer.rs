@@ -41,31 +41,23 @@ pub struct History {
 impl History {
     /// Read a `log.jsonl`.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let steps = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-            .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| Error::File { path: path.into(), message: format!("line {}: {e}", i + 1) })
-            })
-            .collect::<Result<_>>()?;
-        let stage =
-            path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        Ok(History { stage, steps })
+        Self::parse(path, false)
     }
 
     /// Read a `log.jsonl` to continue it: a last line cut short (the process was killed mid-write) is dropped with
     /// a note; an unreadable line before it is an error naming it.
     pub fn read_for_resume(path: &Path) -> Result<Self> {
+        Self::parse(path, true)
+    }
+
+    fn parse(path: &Path, drop_cut_last: bool) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let mut steps = Vec::with_capacity(lines.len());
         for (i, l) in lines.iter().enumerate() {
             match serde_json::from_str(l) {
                 Ok(s) => steps.push(s),
-                Err(e) if i + 1 == lines.len() => {
+                Err(e) if drop_cut_last && i + 1 == lines.len() => {
                     eprintln!("note: {}: dropping its last line, cut short ({e})", path.display())
                 }
                 Err(e) => return Err(Error::File { path: path.into(), message: format!("line {}: {e}", i + 1) }),
