@@ -50,7 +50,7 @@ pub fn run(quick: bool) -> Result<serde_json::Value> {
         .collect(),
     )?;
     let mut cfg = if quick { EvalConfig::quick() } else { EvalConfig::paper() };
-    cfg.metrics = EvalConfig::ALL[..7].iter().map(|s| s.to_string()).collect();
+    cfg.metrics = EvalConfig::PAPER_METRICS[..7].iter().map(|s| s.to_string()).collect();
     let codes = synthetic_codes(&shapes, 20, 0);
     let t = Instant::now();
     let r =

@@ -4,7 +4,7 @@
 //! is recorded against the component it touched.
 use super::gmm::component_params;
 use super::gmm::{EmOptions, EmTrace, Mixture};
-use super::{AlignMode, DygaConfig, SplitCriterion};
+use super::{AlignMode, DygaConfig, InitMethod, SplitCriterion};
 use crate::display::{impl_show_via, Table};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
@@ -258,17 +258,30 @@ fn seed_means(x: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> (Tensor, usize) {
     (uniq.index_select(0, &Tensor::from_slice(&chosen)).to_device(x.device()), u)
 }
 
-fn init_mixture(x: &Tensor, k: usize, reg: f64, rng: &mut ChaCha8Rng) -> (Mixture, usize) {
-    let (means, distinct) = seed_means(x, k, rng);
+/// `k` distinct rows of `x` drawn uniformly (fewer when `x` has fewer distinct rows), and the number of distinct rows.
+fn random_rows(x: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> (Tensor, usize) {
+    let uniq = x.to_device(Device::Cpu).unique_dim(0, false, false, false).0;
+    let u = uniq.size()[0] as usize;
+    let idx: Vec<i64> = rand::seq::index::sample(rng, u, k.min(u)).into_iter().map(|i| i as i64).collect();
+    (uniq.index_select(0, &Tensor::from_slice(&idx)).to_device(x.device()), u)
+}
+
+/// The initial mixture: k-means++ means with the global covariance, or (as the released code) distinct random rows
+/// with identity covariances; equal weights.
+fn init_mixture(x: &Tensor, k: usize, cfg: &DygaConfig, rng: &mut ChaCha8Rng) -> (Mixture, usize) {
+    let (means, distinct) =
+        if cfg.init == InitMethod::RandomRows { random_rows(x, k, rng) } else { seed_means(x, k, rng) };
     let k = means.size()[0];
     let d = x.size()[1];
     let eye = Tensor::eye(d, (x.kind(), x.device()));
-    let cov = if x.size()[0] > 1 {
-        x.transpose(0, 1).cov(1, None::<Tensor>, None::<Tensor>).view([d, d])
+    let cov = if cfg.init == InitMethod::RandomRows {
+        eye.shallow_clone()
+    } else if x.size()[0] > 1 {
+        x.transpose(0, 1).cov(1, None::<Tensor>, None::<Tensor>).view([d, d]) + &eye * cfg.reg.max(1e-6)
     } else {
-        eye.zeros_like()
+        &eye * cfg.reg.max(1e-6)
     };
-    let covs = (cov + &eye * reg.max(1e-6)).unsqueeze(0).repeat([k, 1, 1]);
+    let covs = cov.unsqueeze(0).repeat([k, 1, 1]);
     let weights = Tensor::full([k], 1.0 / k as f64, (x.kind(), x.device()));
     (Mixture { weights, means, covs, dims: vec![d; k as usize] }, distinct)
 }
@@ -301,9 +314,25 @@ fn em_from_start(m0: Mixture, x: &Tensor, opt: &EmOptions) -> Result<(Mixture, V
     Ok((m, traces))
 }
 
-/// Two children for a cluster: means at the cluster mean ± √λ₁ along its principal axis, the cluster's covariance,
-/// equal weights (a one-component mixture when the cluster has no spread).
-fn split_init(x: &Tensor, reg: f64) -> Mixture {
+/// Two children for a cluster, by `how`: two distinct random rows with identity covariances (the released code), or
+/// [`principal_axis_children`]. Equal weights; a one-component mixture when the cluster has one distinct row.
+fn split_init(x: &Tensor, reg: f64, how: InitMethod, rng: &mut ChaCha8Rng) -> Mixture {
+    if how != InitMethod::RandomRows {
+        return principal_axis_children(x, reg);
+    }
+    let (means, _) = random_rows(x, 2, rng);
+    let (k, d) = (means.size()[0], x.size()[1]);
+    Mixture {
+        weights: Tensor::full([k], 1.0 / k as f64, (x.kind(), x.device())),
+        means,
+        covs: Tensor::eye(d, (x.kind(), x.device())).unsqueeze(0).repeat([k, 1, 1]),
+        dims: vec![d; k as usize],
+    }
+}
+
+/// Means at the cluster mean ± √λ₁ along its principal axis, the cluster's covariance (one component when the
+/// cluster has no spread).
+fn principal_axis_children(x: &Tensor, reg: f64) -> Mixture {
     let d = x.size()[1];
     let mean = x.mean_dim(0, false, x.kind());
     let eye = Tensor::eye(d, (x.kind(), x.device()));
@@ -400,7 +429,7 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
     let opt = cfg.em_options();
     let mut events = Vec::new();
     let mut ll = Vec::new();
-    let (m0, distinct) = init_mixture(&x, cfg.k0, cfg.reg, &mut rng);
+    let (m0, distinct) = init_mixture(&x, cfg.k0, cfg, &mut rng);
     events.push(Event::Init { k: m0.k() as usize, n_fit, distinct_rows: distinct });
     let (mut m, traces) = em_from_start(m0, &x, &opt)?;
     for (tag, tr) in &traces {
@@ -431,7 +460,7 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
                 });
                 continue;
             }
-            if sizes[k] < 4 {
+            if sizes[k] < cfg.min_split_members {
                 events.push(Event::SplitSkipped {
                     round,
                     parent: ids[k],
@@ -441,7 +470,7 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
             }
             let rows = mask.select(1, k as i64).nonzero().flatten(0, -1);
             let sub = x.index_select(0, &rows);
-            let c0 = split_init(&sub, cfg.reg);
+            let c0 = split_init(&sub, cfg.reg, cfg.child_init, &mut rng);
             if c0.k() < 2 {
                 events.push(Event::SplitSkipped {
                     round,
@@ -512,11 +541,15 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
             break;
         }
         let (nm, nids) = apply_splits(&m, &ids, &replacements);
-        // Refit all components together so that the next round sees clean hard clusters.
-        let (nm, tr) = nm.em(&x, &opt)?;
-        record_em(&mut events, &mut ll, &format!("after split round {round}"), &tr);
-        ids = tr.kept.iter().map(|&k| nids[k]).collect();
-        m = nm;
+        if cfg.refit_after_split_round {
+            let (nm, tr) = nm.em(&x, &opt)?;
+            record_em(&mut events, &mut ll, &format!("after split round {round}"), &tr);
+            ids = tr.kept.iter().map(|&k| nids[k]).collect();
+            m = nm;
+        } else {
+            ids = nids;
+            m = nm;
+        }
     }
 
     // Filter small Gaussians by their soft member count.

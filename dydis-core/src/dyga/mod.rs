@@ -48,9 +48,21 @@ pub struct DygaConfig {
     /// Probability of the paper's "arbitrary split" of a cluster that is not dense enough.
     pub random_split: f64,
     pub max_split_rounds: usize,
-    /// Keep a split only if its two children describe the parent's cluster better by BIC (`bic`), or always
-    /// (`always`, as the released code does).
+    /// Keep every split the density rule or the random split proposes (`always`: Algorithm 2 and the released
+    /// code), or only those whose two children describe the parent's cluster better by BIC (`bic`, ours).
     pub split_criterion: SplitCriterion,
+    /// Initial means: k-means++ seeding (`kmeans++`, ours; the paper does not say) or K₀ distinct random rows with
+    /// identity covariances (`random-rows`, the released code).
+    pub init: InitMethod,
+    /// A split's two children start at the cluster mean ± √λ₁ along its principal axis (`principal-axis`, ours) or
+    /// at two random rows of the cluster with identity covariances (`random-rows`, the released code).
+    pub child_init: InitMethod,
+    /// After each split round, refit every component by EM on all rows before the next round's densities
+    /// (ours; Algorithm 2 only refits the children on their cluster, then the whole mixture after filtering).
+    pub refit_after_split_round: bool,
+    /// A hard cluster with fewer members is not split: two children need two points each for a covariance (the
+    /// released code splits from 2).
+    pub min_split_members: usize,
     /// Components with fewer (soft) members than this are filtered.
     pub min_size: f64,
     pub align: AlignMode,
@@ -79,7 +91,11 @@ impl Default for DygaConfig {
             psi: 0.5,
             random_split: 0.5,
             max_split_rounds: 3,
-            split_criterion: SplitCriterion::Bic,
+            split_criterion: SplitCriterion::Always,
+            init: InitMethod::KmeansPlusPlus,
+            child_init: InitMethod::PrincipalAxis,
+            refit_after_split_round: false,
+            min_split_members: 4,
             min_size: 10.0,
             align: AlignMode::Paper,
             lambda: 0.1,
@@ -94,6 +110,19 @@ impl Default for DygaConfig {
 pub enum SplitCriterion {
     Bic,
     Always,
+}
+
+/// How initial means (or a split's children) are placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitMethod {
+    /// k-means++ (D² sampling over the distinct rows): the initial mixture only.
+    #[serde(rename = "kmeans++")]
+    KmeansPlusPlus,
+    /// Mean ± √λ₁ along the principal axis: a split's children only.
+    PrincipalAxis,
+    /// Distinct random rows as means, identity covariances, equal weights (the released code).
+    RandomRows,
 }
 
 impl DygaConfig {
@@ -126,6 +155,21 @@ impl DygaConfig {
             if !(v >= 0.0 && v.is_finite()) {
                 return bad(f, format!("{v} must be a non-negative number"));
             }
+        }
+        if self.init == InitMethod::PrincipalAxis {
+            return bad(
+                "init",
+                "principal-axis places a split's children; the initial mixture takes kmeans++ or random-rows".into(),
+            );
+        }
+        if self.child_init == InitMethod::KmeansPlusPlus {
+            return bad(
+                "child_init",
+                "kmeans++ seeds the initial mixture; children take principal-axis or random-rows".into(),
+            );
+        }
+        if self.min_split_members < 2 {
+            return bad("min_split_members", format!("{} is fewer than the two children", self.min_split_members));
         }
         if !(self.tau > 0.0 && self.tau.is_finite()) {
             return bad("tau", format!("{} must be a positive number", self.tau));

@@ -1,6 +1,6 @@
 //! DCI (Eastwood & Williams 2018) with gradient-boosted trees: disentanglement, completeness, informativeness.
-use super::{boosters, labels, rows, sample};
-use crate::data::{FactorSampler, FactorSpace};
+use super::{boosters, gather, labels, rows, SplitRows};
+use crate::data::FactorSpace;
 use crate::eval::gbt::GbtConfig;
 use crate::eval::Codes;
 use crate::Result;
@@ -52,9 +52,14 @@ pub fn dci(
     gbt: &GbtConfig,
     seed: u64,
 ) -> Result<DciResult> {
-    let mut s = FactorSampler::new(seed);
-    let (c, f) = sample(codes, space, num_train, &mut s)?;
-    let (ct, ft) = sample(codes, space, num_test, &mut s)?;
+    dci_on(codes, space, &SplitRows::draw(space, num_train, num_test, seed), gbt)
+}
+
+/// DCI on given training and test rows.
+pub fn dci_on(codes: &Codes, space: &FactorSpace, plan: &SplitRows, gbt: &GbtConfig) -> Result<DciResult> {
+    plan.validate(space, true)?;
+    let (c, f) = gather(codes, space, &plan.train)?;
+    let (ct, ft) = gather(codes, space, &plan.test)?;
     let (xtr, xte) = (rows(&c), rows(&ct));
     let fits: Vec<(Vec<f64>, f64, f64)> = boosters(&xtr, codes.dims, &f, gbt)?
         .iter()

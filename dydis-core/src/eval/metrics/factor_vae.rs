@@ -1,9 +1,8 @@
 //! FactorVAE score (Kim & Mnih 2018): batch 64, prune dims with std < 0.05, majority-vote classifier.
-use super::{sample, var};
-use crate::data::{FactorSampler, FactorSpace};
+use super::{var, FactorVaePlan, FixedFactorBatch};
+use crate::data::FactorSpace;
 use crate::eval::Codes;
 use crate::Result;
-use rand::Rng;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -26,9 +25,14 @@ pub fn factor_vae(
     num_var: usize,
     seed: u64,
 ) -> Result<FactorVaeResult> {
-    let mut s = FactorSampler::new(seed);
-    let (c, _) = sample(codes, space, num_var, &mut s)?;
-    let global: Vec<f64> = c.iter().map(|x| var(x)).collect();
+    factor_vae_on(codes, space, &FactorVaePlan::draw(space, batch, num_train, num_eval, num_var, seed)?)
+}
+
+/// The FactorVAE score on a given plan.
+pub fn factor_vae_on(codes: &Codes, space: &FactorSpace, plan: &FactorVaePlan) -> Result<FactorVaeResult> {
+    plan.validate(space)?;
+    let column = |rows: &[usize], j: usize| -> Vec<f64> { rows.iter().map(|&i| codes.row(i)[j]).collect() };
+    let global: Vec<f64> = (0..codes.dims).map(|j| var(&column(&plan.variance_rows, j))).collect();
     let active: Vec<usize> = (0..codes.dims).filter(|&j| global[j].sqrt() >= 0.05).collect();
     let nf = space.num_factors();
     if active.is_empty() {
@@ -39,41 +43,34 @@ pub fn factor_vae(
             votes_per_code: vec![vec![0; nf]; codes.dims],
         });
     }
-    let vote = |s: &mut FactorSampler| -> Result<(usize, usize)> {
-        let factor = s.rng().random_range(0..nf);
-        let class = s.rng().random_range(0..space.factor(factor).size());
-        let idx = s.fixed_factor_indices(space, factor, class, batch)?;
-        let best = active
-            .iter()
-            .map(|&j| {
-                let col: Vec<f64> = idx.iter().map(|&i| codes.row(i)[j]).collect();
-                (j, var(&col) / global[j])
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|x| x.0)
-            .unwrap();
-        Ok((best, factor))
+    // The first of equal ratios wins, as numpy's argmin.
+    let vote = |b: &FixedFactorBatch| -> usize {
+        let mut best = (active[0], f64::INFINITY);
+        for &j in &active {
+            let r = var(&column(&b.rows, j)) / global[j];
+            if r < best.1 {
+                best = (j, r);
+            }
+        }
+        best.0
     };
-    let mut train = vec![vec![0usize; nf]; codes.dims];
-    for _ in 0..num_train {
-        let (j, f) = vote(&mut s)?;
-        train[j][f] += 1;
-    }
+    let tally = |votes: &[FixedFactorBatch]| -> Vec<Vec<usize>> {
+        let mut t = vec![vec![0usize; nf]; codes.dims];
+        votes.iter().for_each(|b| t[vote(b)][b.factor] += 1);
+        t
+    };
+    let train = tally(&plan.train);
     let classifier: Vec<usize> = train
         .iter()
         .map(|row| row.iter().enumerate().max_by_key(|(i, v)| (**v, usize::MAX - i)).map(|x| x.0).unwrap_or(0))
         .collect();
-    let train_acc =
-        train.iter().enumerate().map(|(j, row)| row[classifier[j]]).sum::<usize>() as f64 / num_train as f64;
-    let mut eval = vec![vec![0usize; nf]; codes.dims];
-    for _ in 0..num_eval {
-        let (j, f) = vote(&mut s)?;
-        eval[j][f] += 1;
-    }
-    let eval_acc = eval.iter().enumerate().map(|(j, row)| row[classifier[j]]).sum::<usize>() as f64 / num_eval as f64;
+    let accuracy = |t: &[Vec<usize>], n: usize| -> f64 {
+        t.iter().enumerate().map(|(j, row)| row[classifier[j]]).sum::<usize>() as f64 / n as f64
+    };
+    let eval = tally(&plan.eval);
     Ok(FactorVaeResult {
-        train_accuracy: train_acc,
-        eval_accuracy: eval_acc,
+        train_accuracy: accuracy(&train, plan.train.len()),
+        eval_accuracy: accuracy(&eval, plan.eval.len()),
         active_dims: active,
         votes_per_code: train,
     })

@@ -1,6 +1,6 @@
 //! Mutual Information Gap (Chen et al. 2018): 20-bin histogram discretisation, MI in nats.
-use super::{entropy, mi_matrix, sample};
-use crate::data::{FactorSampler, FactorSpace};
+use super::{entropy, gather, mi_matrix, SplitRows};
+use crate::data::FactorSpace;
 use crate::eval::Codes;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -16,11 +16,17 @@ pub struct MigResult {
 
 /// MIG: mean over factors of (largest − second largest MI between the factor and a discretised code) / H(factor).
 pub fn mig(codes: &Codes, space: &FactorSpace, num_train: usize, bins: usize, seed: u64) -> Result<MigResult> {
+    mig_on(codes, space, &SplitRows::draw(space, num_train, 0, seed).train, bins)
+}
+
+/// MIG on given rows (a replayed sample plan).
+pub fn mig_on(codes: &Codes, space: &FactorSpace, rows: &[usize], bins: usize) -> Result<MigResult> {
     if codes.dims < 2 {
         return Err(Error::config("codes", "MIG needs at least two code dimensions"));
     }
-    let mut s = FactorSampler::new(seed);
-    let (c, f) = sample(codes, space, num_train, &mut s)?;
+    SplitRows { train: rows.to_vec(), test: Vec::new() }.validate(space, false)?;
+    let num_train = rows.len();
+    let (c, f) = gather(codes, space, rows)?;
     let m = mi_matrix(&c, &f, bins);
     let mut per = Vec::new();
     for (k, fk) in f.iter().enumerate() {

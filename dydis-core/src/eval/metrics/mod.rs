@@ -7,6 +7,7 @@ pub mod factor_vae;
 pub mod infomec;
 pub mod mig;
 pub mod modularity;
+pub mod plan;
 pub mod sap;
 pub mod tad;
 
@@ -14,23 +15,27 @@ use super::gbt::{Booster, GbtConfig};
 use super::Codes;
 use crate::data::{FactorSampler, FactorSpace};
 use crate::Result;
-pub use beta_vae::{beta_vae, BetaVaeResult};
-pub use dci::{dci, DciResult};
-pub use factor_vae::{factor_vae, FactorVaeResult};
-pub use infomec::{infomec, InfoMecResult};
-pub use mig::{mig, MigResult};
-pub use modularity::{modularity, ModularityResult};
-pub use sap::{sap, SapResult};
+pub use beta_vae::{beta_vae, beta_vae_on, BetaVaeResult};
+pub use dci::{dci, dci_on, DciResult};
+pub use factor_vae::{factor_vae, factor_vae_on, FactorVaeResult};
+pub use infomec::{infomec, infomec_original, InfoMecResult};
+pub use mig::{mig, mig_on, MigResult};
+pub use modularity::{modularity, modularity_on, ModularityResult};
+pub use plan::{BetaVaePlan, FactorVaePlan, FixedFactorBatch, PairedBatches, SplitRows};
+pub use sap::{sap, sap_on, SapResult};
 pub use tad::{tad, TadResult};
 
-/// Equal-width histogram discretisation as `np.digitize(x, np.histogram(x, bins)[1][:-1])`: bins 1..=bins.
+/// Equal-width histogram discretisation exactly as `np.digitize(x, np.histogram(x, bins)[1][:-1])`: bins 1..=bins.
+/// The edges are numpy's (`linspace`: start + k·step), and a value counts the edges at or below it, so values on an
+/// edge fall where numpy puts them.
 pub fn discretise(x: &[f64], bins: usize) -> Vec<usize> {
     let lo = x.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     // numpy widens an empty range to [lo - 0.5, hi + 0.5].
     let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
-    let w = (hi - lo) / bins as f64;
-    x.iter().map(|&v| (((v - lo) / w).floor() as usize + 1).clamp(1, bins)).collect()
+    let step = (hi - lo) / bins as f64;
+    let edges: Vec<f64> = (0..bins).map(|k| k as f64 * step + lo).collect();
+    x.iter().map(|&v| edges.partition_point(|&e| e <= v)).collect()
 }
 
 /// Mutual information (nats) of two discrete label vectors, as sklearn's `mutual_info_score`.
@@ -63,10 +68,15 @@ pub(crate) fn sample(
     n: usize,
     sampler: &mut FactorSampler,
 ) -> Result<(CodeColumns, FactorColumns)> {
-    let idx = sampler.uniform_indices(space, n);
+    gather(codes, space, &sampler.uniform_indices(space, n))
+}
+
+/// The codes and factor classes of the given grid rows, as columns.
+pub(crate) fn gather(codes: &Codes, space: &FactorSpace, idx: &[usize]) -> Result<(CodeColumns, FactorColumns)> {
+    let n = idx.len();
     let mut c = vec![Vec::with_capacity(n); codes.dims];
     let mut f = vec![Vec::with_capacity(n); space.num_factors()];
-    for &i in &idx {
+    for &i in idx {
         for (j, v) in codes.row(i).iter().enumerate() {
             c[j].push(*v);
         }

@@ -1,6 +1,6 @@
 //! Modularity (Ridgeway & Mozer 2018) and Explicitness.
-use super::{labels, mean_std, mi_matrix, rows, sample};
-use crate::data::{FactorSampler, FactorSpace};
+use super::{gather, labels, mean_std, mi_matrix, rows, SplitRows};
+use crate::data::FactorSpace;
 use crate::eval::linear::{roc_auc, LogReg};
 use crate::eval::Codes;
 use crate::{Error, Result};
@@ -27,13 +27,18 @@ pub fn modularity(
     bins: usize,
     seed: u64,
 ) -> Result<ModularityResult> {
+    modularity_on(codes, space, &SplitRows::draw(space, num_train, num_test, seed), bins)
+}
+
+/// Modularity and explicitness on given training and test rows.
+pub fn modularity_on(codes: &Codes, space: &FactorSpace, plan: &SplitRows, bins: usize) -> Result<ModularityResult> {
     let nf = space.num_factors();
     if nf < 2 {
         return Err(Error::config("factors", "modularity needs at least two factors"));
     }
-    let mut s = FactorSampler::new(seed);
-    let (c, f) = sample(codes, space, num_train, &mut s)?;
-    let (ct, ft) = sample(codes, space, num_test, &mut s)?;
+    plan.validate(space, true)?;
+    let (c, f) = gather(codes, space, &plan.train)?;
+    let (ct, ft) = gather(codes, space, &plan.test)?;
     let m = mi_matrix(&c, &f, bins);
     let per: Vec<f64> = m
         .iter()

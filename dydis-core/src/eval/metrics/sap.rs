@@ -1,7 +1,7 @@
 //! SAP score (Kumar et al. 2018): per (code, factor) a linear SVM on the single code; the gap between the two
 //! most predictive codes per factor.
-use super::{labels, sample};
-use crate::data::{FactorSampler, FactorSpace};
+use super::{gather, labels, SplitRows};
+use crate::data::FactorSpace;
 use crate::eval::linear::LinearSvc1d;
 use crate::eval::Codes;
 use crate::Result;
@@ -25,9 +25,14 @@ pub fn sap(
     c_svm: f64,
     seed: u64,
 ) -> Result<SapResult> {
-    let mut s = FactorSampler::new(seed);
-    let (c, f) = sample(codes, space, num_train, &mut s)?;
-    let (ct, ft) = sample(codes, space, num_test, &mut s)?;
+    sap_on(codes, space, &SplitRows::draw(space, num_train, num_test, seed), c_svm)
+}
+
+/// SAP on given training and test rows.
+pub fn sap_on(codes: &Codes, space: &FactorSpace, plan: &SplitRows, c_svm: f64) -> Result<SapResult> {
+    plan.validate(space, true)?;
+    let (c, f) = gather(codes, space, &plan.train)?;
+    let (ct, ft) = gather(codes, space, &plan.test)?;
     let nf = space.num_factors();
     let matrix: Vec<Vec<f64>> = (0..codes.dims)
         .into_par_iter()
