@@ -362,7 +362,8 @@ fn train_sample_interchange_interpolate_and_resume() {
     ok(&[
         "eval",
         r,
-        "--aligned",
+        "--units",
+        "aligned",
         "--batch",
         "7",
         "--preset",

@@ -213,7 +213,33 @@ fn smoke_with_dyga_refits_aligns_and_checkpoints_anchors() {
         assert_eq!(x.ids, y.ids);
         assert!(x.mixture.means.equal(&y.mixture.means));
     }
+    evaluation_scores_the_aligned_units_as_headline_and_the_raw_beside(&run);
     let _ = std::fs::remove_dir_all(&run);
+}
+
+/// The paper's protocol on a DyGA run: aligned units as the headline (the released evaluation), the raw units'
+/// scores beside them, each form's representation and report on disk; the raw column equals a raw-only evaluation.
+fn evaluation_scores_the_aligned_units_as_headline_and_the_raw_beside(run_dir: &std::path::Path) {
+    use dydis_core::eval::{self, EvalConfig, ModelEval, Report, Units};
+    let run = dydis_core::run::Run::open(run_dir, Device::Cpu).unwrap();
+    assert!(run.model.has_aligned_form());
+    let mut config = EvalConfig::quick();
+    config.metrics = vec!["mig".into(), "factorvae".into()];
+    let opts = ModelEval { config, units: Units::Paper, batch: 32, source: "smoke".into(), spec: run.data.clone() };
+    let out = run_dir.join("eval");
+    let r = eval::evaluate_model_into(run.model.as_ref(), run.images.as_ref(), &opts, &out).unwrap();
+    assert!(r.representation.contains("aligned") && r.protocol.contains("released evaluation"), "{r:?}");
+    let raw = &r.other_forms["raw units"];
+    assert_eq!(Report::read(&out.join("raw/report.json")).unwrap().scores, *raw);
+    let (raw_only, raw_latents) =
+        eval::evaluate_model(run.model.as_ref(), run.images.as_ref(), &ModelEval { units: Units::Raw, ..opts })
+            .unwrap();
+    assert_eq!(raw_only.scores, *raw);
+    assert!(raw_only.other_forms.is_empty());
+    let aligned = eval::represent::load_npz(&out.join("representation.npz")).unwrap();
+    assert!(!aligned.allclose(&raw_latents, 1e-6, 1e-6, false), "alignment moved the units");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| metric | aligned units (paper's protocol) | raw units |"), "{md}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use dydis_core::display::Show;
-use dydis_core::eval::{self, represent, EvalConfig, ModelEval, Report};
+use dydis_core::eval::{self, represent, EvalConfig, ModelEval, Report, Units};
 use dydis_core::run::{Run, RunDir};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -25,9 +25,11 @@ pub struct EvalArgs {
     pub metrics: Option<Vec<String>>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Evaluate the aligned units c̃ (DyGA alignment toward the anchors, as the released evaluation does).
-    #[arg(long)]
-    pub aligned: bool,
+    /// Which units to score: `paper` (for a DyGA run the aligned units c̃, the released evaluation's protocol, as
+    /// the headline with the raw units c beside them; raw units otherwise), `raw` or `aligned`. With a `.npz` this
+    /// only names what the file holds.
+    #[arg(long, default_value = "paper")]
+    pub units: String,
     /// Extraction batch size.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
@@ -81,21 +83,21 @@ fn config(a: &EvalArgs) -> Result<EvalConfig> {
 /// Evaluate a run or a representation file; the report is written (JSON, Markdown, HTML) and printed.
 pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
     let cfg = config(a)?;
+    let units = Units::parse(&a.units)?;
     let (report, out) = if a.input.extension().is_some_and(|e| e == "npz") {
         let spec = a.data.clone().context("--data is needed with a representation file (which grid are its rows?)")?;
         let latents = represent::load_npz(&a.input)?;
         let space = dydis_core::data::open(&spec)?.factors().clone();
-        let opts =
-            ModelEval { config: cfg, aligned: a.aligned, batch: a.batch, source: a.input.display().to_string(), spec };
+        let opts = ModelEval { config: cfg, units, batch: a.batch, source: a.input.display().to_string(), spec };
         let out = a.out.clone().unwrap_or_else(|| a.input.with_extension("eval"));
-        let report = eval::evaluate_representation(&latents, &space, &opts)?;
+        let report = eval::evaluate_representation(&latents, &space, &opts, units == Units::Aligned)?;
         report.write(&out)?;
         (report, out)
     } else {
         let run = Run::open_with(&a.input, a.data.as_deref(), device)?;
         let opts = ModelEval {
             config: cfg,
-            aligned: a.aligned,
+            units,
             batch: a.batch,
             source: run.checkpoint.display().to_string(),
             spec: run.data.clone(),

@@ -8,7 +8,7 @@ use clap::Args;
 use dydis_core::device::{DeviceSpec, RuntimeInfo};
 use dydis_core::display::Show;
 use dydis_core::dyga::RefitRecord;
-use dydis_core::eval::{self, EvalConfig, ModelEval};
+use dydis_core::eval::{self, EvalConfig, ModelEval, Units};
 use dydis_core::fs::write_atomic;
 use dydis_core::generate;
 use dydis_core::method::{self, TrainOptions};
@@ -104,7 +104,7 @@ fn model_section(config: &str, dir: &RunDir, device: Device) -> Result<String> {
 
     let opts = ModelEval {
         config: EvalConfig::quick(),
-        aligned: false,
+        units: Units::Paper,
         batch: 256,
         source: run.checkpoint.display().to_string(),
         spec: run.data.clone(),

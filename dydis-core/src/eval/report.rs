@@ -110,6 +110,12 @@ pub struct Report {
     pub details: BTreeMap<String, serde_json::Value>,
     pub seconds: BTreeMap<String, f64>,
     pub dydis_version: String,
+    /// Which form of the representation the scores are, and whether it is the paper's protocol.
+    #[serde(default)]
+    pub protocol: String,
+    /// The scores of the model's other form (`raw units` beside aligned ones), by form.
+    #[serde(default)]
+    pub other_forms: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 fn json<T: Serialize>(v: &T) -> serde_json::Value {
@@ -135,6 +141,8 @@ pub fn evaluate(
         details: BTreeMap::new(),
         seconds: BTreeMap::new(),
         dydis_version: env!("CARGO_PKG_VERSION").into(),
+        protocol: String::new(),
+        other_forms: BTreeMap::new(),
     };
     let (n, m, seed) = (cfg.num_train, cfg.num_test, cfg.seed);
     let timed = |name: &str, r: &mut Report, f: &mut dyn FnMut(&mut Report) -> Result<()>| -> Result<()> {
@@ -260,9 +268,16 @@ fn ordered_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<String> {
 }
 
 impl Report {
+    /// The scores (the headline form first, then any other form), with each metric's seconds.
     pub fn table(&self) -> Table {
-        let mut t = Table::new(["metric", "score", "seconds"])
-            .with_title(format!("{} on {} ({})", self.source, self.dataset, self.representation));
+        let mut headers = vec!["metric".to_string(), self.headline_name()];
+        headers.extend(self.other_forms.keys().cloned());
+        headers.push("seconds".into());
+        let mut title = format!("{} on {} ({})", self.source, self.dataset, self.representation);
+        if !self.protocol.is_empty() {
+            title += &format!(". Scores: {}", self.protocol);
+        }
+        let mut t = Table::new(headers).with_title(title);
         for k in ordered_keys(self.scores.keys()) {
             let metric = match k.as_str() {
                 "explicitness" => "modularity",
@@ -270,20 +285,43 @@ impl Report {
                 "infom_original" | "infoc_original" | "infoe_original" => "infomec_original",
                 other => other.split('_').next().unwrap_or(other),
             };
-            let secs = self.seconds.get(metric).map(|s| format!("{s:.2}")).unwrap_or_default();
-            t.push_row([label(&k), format!("{:.3}", self.scores[&k]), secs]);
+            let mut row = vec![label(&k), format!("{:.3}", self.scores[&k])];
+            row.extend(self.other_forms.values().map(|o| o.get(&k).map(|v| format!("{v:.3}")).unwrap_or_default()));
+            row.push(self.seconds.get(metric).map(|s| format!("{s:.2}")).unwrap_or_default());
+            t.push_row(row);
         }
         t
+    }
+
+    /// The headline column's name: its form when another form stands beside it.
+    fn headline_name(&self) -> String {
+        if self.other_forms.is_empty() {
+            "score".into()
+        } else if self.representation.contains("aligned") {
+            "aligned units (paper's protocol)".into()
+        } else {
+            "raw units".into()
+        }
     }
 
     /// Markdown: the scores, then the parameters.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# Evaluation: {} on {}\n\nRepresentation: {}. dydis {}.\n\n| metric | score |\n|---|---|\n",
+            "# Evaluation: {} on {}\n\nRepresentation: {}. dydis {}.\n",
             self.source, self.dataset, self.representation, self.dydis_version
         );
+        if !self.protocol.is_empty() {
+            s += &format!("\nScores: {}.\n", self.protocol);
+        }
+        s += &format!("\n| metric | {} |", self.headline_name());
+        self.other_forms.keys().for_each(|f| s += &format!(" {f} |"));
+        s += &format!("\n|---|---|{}\n", "---|".repeat(self.other_forms.len()));
         for k in ordered_keys(self.scores.keys()) {
-            s += &format!("| {} | {:.4} |\n", label(&k), self.scores[&k]);
+            s += &format!("| {} | {:.4} |", label(&k), self.scores[&k]);
+            for o in self.other_forms.values() {
+                s += &o.get(&k).map(|v| format!(" {v:.4} |")).unwrap_or_else(|| " |".into());
+            }
+            s += "\n";
         }
         s += &format!(
             "\nParameters: `{}`\n\nSeconds per metric: `{}`\n",

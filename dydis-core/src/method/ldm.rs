@@ -96,6 +96,11 @@ impl Model for Ldm {
         tch::no_grad(|| self.condition(&units, false))
     }
 
+    fn has_aligned_form(&self) -> bool {
+        let d = &self.config.dyga;
+        d.enabled && d.align != crate::dyga::AlignMode::Off && d.align_at_eval && self.anchors.is_some()
+    }
+
     /// DDIM samples (the run's `sample` settings) conditioned on the images' latent units.
     fn reconstruct(&self, images: &Tensor, seed: u64) -> Result<Tensor> {
         let c = self.condition_images(images)?;

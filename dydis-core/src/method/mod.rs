@@ -56,6 +56,11 @@ pub trait Model: Any {
     /// images in [-1, 1]. `aligned` asks for the form the family's released evaluation scores (the LDM: units
     /// after DyGA alignment); a family without such a form returns an error for it.
     fn represent(&self, images: &Tensor, aligned: bool) -> Result<Tensor>;
+    /// Whether `represent(.., true)` differs from the raw form (the LDM: DyGA on, anchors fitted, alignment at
+    /// evaluation). Evaluation then scores both forms.
+    fn has_aligned_form(&self) -> bool {
+        false
+    }
     /// What the model makes of images (`[B, 3, S, S]` in [-1, 1]): a reconstruction, or for the LDM a DDIM sample
     /// conditioned on the images' units. `seed` fixes any noise.
     fn reconstruct(&self, images: &Tensor, seed: u64) -> Result<Tensor>;

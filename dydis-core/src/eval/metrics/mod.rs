@@ -38,12 +38,15 @@ pub fn discretise(x: &[f64], bins: usize) -> Vec<usize> {
     x.iter().map(|&v| edges.partition_point(|&e| e <= v)).collect()
 }
 
-/// Mutual information (nats) of two discrete label vectors, as sklearn's `mutual_info_score`.
+/// Mutual information (nats) of two discrete label vectors, as sklearn's `mutual_info_score`. Ordered maps: the sum
+/// runs over the contingency table in row-major order (as scikit-learn's sparse table does) on every run, where a
+/// hash map's random order changed the last bits from one run to the next.
 pub fn mutual_info(a: &[usize], b: &[usize]) -> f64 {
+    use std::collections::BTreeMap;
     let n = a.len() as f64;
-    let mut joint = std::collections::HashMap::new();
-    let mut pa = std::collections::HashMap::new();
-    let mut pb = std::collections::HashMap::new();
+    let mut joint = BTreeMap::new();
+    let mut pa = BTreeMap::new();
+    let mut pb = BTreeMap::new();
     for (&x, &y) in a.iter().zip(b) {
         *joint.entry((x, y)).or_insert(0.0) += 1.0;
         *pa.entry(x).or_insert(0.0) += 1.0;
