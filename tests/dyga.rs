@@ -2,7 +2,8 @@
 //! bookkeeping, degenerate inputs, and the alignment modes.
 use dydis_core::dyga::anchors::apply_splits;
 use dydis_core::dyga::{
-    align, fit_units, select_anchors, AlignMode, CovModel, DygaConfig, EmOptions, Event, Mixture, SplitCriterion,
+    align, fit_units, select_anchors, AlignMode, AnchorFit, CovModel, DygaConfig, EmOptions, Event, InitMethod,
+    Mixture, SplitCriterion,
 };
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
@@ -351,4 +352,87 @@ fn anchor_choice_follows_the_posterior_and_hardens_as_tau_vanishes() {
             assert!(one_hot < 0.5, "τ {tau}: the weights stay soft ({one_hot} of the rows one-hot)");
         }
     }
+}
+
+#[test]
+fn the_released_code_fit_runs_its_own_loop() {
+    let _rng = dydis_core::device::global_rng_lock();
+    let (x, _) = synthetic(6, 300, 5);
+    let cfg = DygaConfig { fit: AnchorFit::ReleasedCode, ..DygaConfig::default() };
+    let a = select_anchors(0, &x.to_kind(Kind::Float), &cfg, 3).unwrap();
+    let init = a.events.iter().find_map(|e| match e {
+        Event::Init { k, by, .. } => Some((*k, by.clone())),
+        _ => None,
+    });
+    assert_eq!(init, Some((8, "distinct random rows, identity covariances (released code)".to_string())));
+    // Fixed EM iterations everywhere (no convergence test), on every row (fewer than 100,000), max-subtracting
+    // normalisation (features in [-1, 0]).
+    for e in &a.events {
+        if let Event::Em { iterations, converged, .. } = e {
+            assert_eq!((*iterations, *converged), (cfg.max_iter, false), "{e:?}");
+        }
+    }
+    assert_eq!(a.n_fit, 1800);
+    assert!((a.norm.offset - x.max().double_value(&[])).abs() < 1e-5, "{:?}", a.norm);
+    // Children weighted π_child / 2 whatever the parent's weight, no BIC.
+    let splits: Vec<_> = a
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Split { child_weights, delta_bic, parent_weight, .. } => {
+                Some((*child_weights, *delta_bic, *parent_weight))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!splits.is_empty(), "the released loop splits: {:#?}", a.events);
+    for (cw, bic, pw) in &splits {
+        assert!((cw[0] + cw[1] - 0.5).abs() < 1e-6 && bic.is_none(), "{cw:?} {bic:?} (parent {pw})");
+    }
+    // The fit the alignment uses is consistent: every anchor id unique, K as many as components.
+    let mut ids = a.ids.clone();
+    ids.dedup();
+    assert_eq!(ids.len(), a.k());
+    assert!(a.k() >= 1 && a.mixture.weights.isfinite().all().int64_value(&[]) == 1);
+}
+
+#[test]
+fn the_released_code_fit_subsamples_a_tenth_above_100000_rows() {
+    let _rng = dydis_core::device::global_rng_lock();
+    tch::manual_seed(0);
+    let x = Tensor::randn([100_010, 2], (Kind::Float, Device::Cpu));
+    let cfg =
+        DygaConfig { fit: AnchorFit::ReleasedCode, k0: 2, max_iter: 3, max_split_rounds: 1, ..DygaConfig::default() };
+    let a = select_anchors(0, &x, &cfg, 1).unwrap();
+    assert_eq!(a.n_fit, 10_001);
+}
+
+#[test]
+fn the_extras_beyond_algorithm_2_are_named_options() {
+    let _rng = dydis_core::device::global_rng_lock();
+    let bad = |c: DygaConfig| c.validate().unwrap_err().to_string();
+    assert!(bad(DygaConfig { init: InitMethod::PrincipalAxis, ..DygaConfig::default() }).contains("dyga.init"));
+    assert!(
+        bad(DygaConfig { child_init: InitMethod::KmeansPlusPlus, ..DygaConfig::default() }).contains("dyga.child_init")
+    );
+    assert!(bad(DygaConfig { min_split_members: 1, ..DygaConfig::default() }).contains("dyga.min_split_members"));
+    // The names a preset writes.
+    let set = |kv: &[&str]| {
+        let kv: Vec<String> = kv.iter().map(|s| s.to_string()).collect();
+        dydis_core::run::RunConfig::load_with("smoke", &kv).unwrap().dyga
+    };
+    let cfg = set(&[
+        "dyga.init=\"random-rows\"",
+        "dyga.child_init=\"random-rows\"",
+        "dyga.min_split_members=2",
+        "dyga.refit_after_split_round=true",
+        "dyga.split_criterion=\"always\"",
+    ]);
+    assert_eq!((cfg.init, cfg.child_init), (InitMethod::RandomRows, InitMethod::RandomRows));
+    assert_eq!(set(&["dyga.init=\"kmeans++\""]).init, DygaConfig::default().init);
+    // With every released choice switched on, the paper fit still runs and says how it started.
+    let (x, _) = synthetic(4, 200, 2);
+    let a = select_anchors(0, &x, &cfg, 0).unwrap();
+    assert!(matches!(&a.events[0], Event::Init { by, .. } if by == "distinct random rows"), "{:?}", a.events[0]);
+    assert!(a.events.iter().any(|e| matches!(e, Event::Em { phase, .. } if phase.starts_with("after split round"))));
 }

@@ -4,7 +4,7 @@
 //! is recorded against the component it touched.
 use super::gmm::component_params;
 use super::gmm::{EmOptions, EmTrace, Mixture};
-use super::{AlignMode, DygaConfig, InitMethod, SplitCriterion};
+use super::{AlignMode, AnchorFit, DygaConfig, InitMethod, SplitCriterion};
 use crate::display::{impl_show_via, Table};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
@@ -48,6 +48,9 @@ pub enum Event {
         k: usize,
         n_fit: usize,
         distinct_rows: usize,
+        /// How the initial means were placed.
+        #[serde(default = "kmeans_pp")]
+        by: String,
     },
     Em {
         phase: String,
@@ -66,8 +69,10 @@ pub enum Event {
         random: bool,
         children: [usize; 2],
         child_weights: [f64; 2],
-        /// BIC(children) − BIC(parent) on the parent's hard cluster (negative: the split explains it better).
-        delta_bic: f64,
+        /// BIC(children) − BIC(parent) on the parent's hard cluster (negative: the split explains it better); not
+        /// computed by the released-code fit.
+        #[serde(default)]
+        delta_bic: Option<f64>,
     },
     SplitSkipped {
         round: usize,
@@ -80,14 +85,17 @@ pub enum Event {
     },
 }
 
+fn kmeans_pp() -> String {
+    "k-means++".into()
+}
+
 impl Event {
     /// The event as a table row: what happened, and its details.
     pub fn describe(&self) -> (String, String) {
         match self {
-            Event::Init { k, n_fit, distinct_rows } => (
-                "init".to_string(),
-                format!("K₀ = {k} means by k-means++ over {distinct_rows} distinct of {n_fit} rows"),
-            ),
+            Event::Init { k, n_fit, distinct_rows, by } => {
+                ("init".to_string(), format!("K₀ = {k} means by {by} over {distinct_rows} distinct of {n_fit} rows"))
+            }
             Event::Em { phase, iterations, ll_first, ll_last, converged, dropped } => {
                 let converged = if *converged { ", converged" } else { "" };
                 let dropped =
@@ -111,11 +119,12 @@ impl Event {
                 delta_bic,
             } => {
                 let random = if *random { ", random split" } else { "" };
+                let bic = delta_bic.map(|d| format!("; ΔBIC {d:.1}")).unwrap_or_default();
                 (
                     format!("split (round {round})"),
                     format!(
                         "#{parent} (π {parent_weight:.3}, {size} members, density {density:.3}{random}) → \
-                         #{} (π {:.3}) + #{} (π {:.3}); ΔBIC {delta_bic:.1}",
+                         #{} (π {:.3}) + #{} (π {:.3}){bic}",
                         children[0], child_weights[0], children[1], child_weights[1]
                     ),
                 )
@@ -219,7 +228,7 @@ pub struct Anchors {
     pub mode: AlignMode,
 }
 
-fn hard_clusters(x: &Tensor, resp: &Tensor, phi: f64) -> (Vec<usize>, Vec<f64>, Tensor) {
+pub(super) fn hard_clusters(x: &Tensor, resp: &Tensor, phi: f64) -> (Vec<usize>, Vec<f64>, Tensor) {
     let mask = resp.gt(phi).to_kind(x.kind()); // [n, K]
     let size = mask.sum_dim_intlist(0, false, x.kind());
     let centre = mask.transpose(0, 1).matmul(x) / size.clamp_min(1.0).unsqueeze(1);
@@ -356,7 +365,7 @@ fn principal_axis_children(x: &Tensor, reg: f64) -> Mixture {
     }
 }
 
-fn record_em(events: &mut Vec<Event>, ll: &mut Vec<(String, f64)>, phase: &str, t: &EmTrace) {
+pub(super) fn record_em(events: &mut Vec<Event>, ll: &mut Vec<(String, f64)>, phase: &str, t: &EmTrace) {
     events.push(Event::Em {
         phase: phase.into(),
         iterations: t.iterations,
@@ -404,10 +413,9 @@ pub fn apply_splits(
     (out, new_ids)
 }
 
-/// Select the anchors of one unit from its raw features `[n, D]`.
+/// Select the anchors of one unit from its raw features `[n, D]`, by the configured fit.
 pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) -> Result<UnitAnchors> {
     cfg.validate()?;
-    let t0 = Instant::now();
     let fail = |m: String| Error::data(format!("features of unit {unit}"), m);
     let (n, d) =
         raw.size2().map_err(|_| Error::Shape { got: raw.size(), expected: "[n, D] features of one unit".into() })?;
@@ -417,6 +425,16 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
     if raw.isfinite().all().int64_value(&[]) == 0 {
         return Err(fail("features contain NaN or infinity".into()));
     }
+    match cfg.fit {
+        AnchorFit::Paper => select_anchors_paper(unit, raw, cfg, seed),
+        AnchorFit::ReleasedCode => super::released::select_anchors_released(unit, raw, cfg, seed),
+    }
+}
+
+/// Algorithm 2 with dydis's choices where the paper is silent (the `DygaConfig` fields name them).
+fn select_anchors_paper(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) -> Result<UnitAnchors> {
+    let t0 = Instant::now();
+    let n = raw.size()[0];
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (unit as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let norm = Normalisation::fit(raw, cfg.align == AlignMode::ReleasedCode);
     let mut x = norm.apply(raw);
@@ -430,7 +448,8 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
     let mut events = Vec::new();
     let mut ll = Vec::new();
     let (m0, distinct) = init_mixture(&x, cfg.k0, cfg, &mut rng);
-    events.push(Event::Init { k: m0.k() as usize, n_fit, distinct_rows: distinct });
+    let by = if cfg.init == InitMethod::RandomRows { "distinct random rows" } else { "k-means++" };
+    events.push(Event::Init { k: m0.k() as usize, n_fit, distinct_rows: distinct, by: by.into() });
     let (mut m, traces) = em_from_start(m0, &x, &opt)?;
     for (tag, tr) in &traces {
         record_em(&mut events, &mut ll, &format!("initial{tag}"), tr);
@@ -526,7 +545,7 @@ pub fn select_anchors(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed: u64) ->
                         random,
                         children: cid,
                         child_weights: [pw * cw[0], pw * cw[1]],
-                        delta_bic,
+                        delta_bic: Some(delta_bic),
                     });
                     replacements.push((k, child, cid));
                     k_now += 1;

@@ -8,6 +8,7 @@ pub mod align;
 pub mod anchors;
 pub mod gmm;
 pub mod record;
+pub mod released;
 
 pub use align::{align, anchor_weights, AlignMode, AlignStats};
 pub use anchors::{fit_units, select_anchors, Anchors, Event, Normalisation, UnitAnchors};
@@ -22,6 +23,11 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct DygaConfig {
     pub enabled: bool,
+    /// The anchor fit: Algorithm 2 (`paper`, with the choices below where the paper is silent) or the released
+    /// code's `DyGA.fit` and driver as written (`released-code`: full covariance, K₀ random rows, fixed EM
+    /// iterations, n/10 subsample above 100,000 rows, its split loop; `model`, `tol`, `max_fit_samples`, `init`,
+    /// `child_init`, `split_criterion`, `refit_after_split_round` and `min_split_members` do not apply).
+    pub fit: AnchorFit,
     /// Refit anchors after every r-th epoch (from epoch r on).
     pub refit_every: usize,
     /// Features collected for a refit: the whole dataset, or a seeded subsample of this many images.
@@ -78,6 +84,7 @@ impl Default for DygaConfig {
     fn default() -> Self {
         DygaConfig {
             enabled: false,
+            fit: AnchorFit::Paper,
             refit_every: 1,
             collect: None,
             max_fit_samples: 20_000,
@@ -110,6 +117,14 @@ impl Default for DygaConfig {
 pub enum SplitCriterion {
     Bic,
     Always,
+}
+
+/// Which anchor fit runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnchorFit {
+    Paper,
+    ReleasedCode,
 }
 
 /// How initial means (or a split's children) are placed.
