@@ -142,7 +142,8 @@ fn fit(unit: usize, x: &Tensor, cfg: &DygaConfig, rng: &mut ChaCha8Rng) -> Resul
             ids.remove(k);
             ids.extend(child_ids);
             let after = densities(x, &m, cfg.phi)?;
-            if after.iter().all(|d| !(*d > cfg.psi)) {
+            // NaN compares false, as in the released code: an empty cluster keeps the pass going.
+            if after.iter().all(|d| *d <= cfg.psi) {
                 // The released loop leaves the pass here without counting the split.
                 pass += 1;
                 continue 'passes;
