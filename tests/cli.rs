@@ -410,7 +410,52 @@ fn train_sample_interchange_interpolate_and_resume() {
     let bad =
         dydis().args(["train", "--config", "smoke", "--out", r, "--set", "model.extractor.units=5"]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("another model configuration"));
+    celeba_table_2_from_dydis_eval(&dir, r);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// CelebA's Table 2 through `dydis eval`: TAD on a seeded sample of an attribute folder (here the synthetic one,
+/// read at the run's image size) and FID of the run's conditioned samples with a TorchScript feature network.
+fn celeba_table_2_from_dydis_eval(dir: &std::path::Path, r: &str) {
+    let celeba = dydis_core::data::celeba::write_synthetic(dir.join("celeba-eval"), 40, 2).unwrap();
+    let out = dir.join("celeba-report");
+    let net = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_features.pt");
+    let text = run_ok(&[
+        "eval",
+        r,
+        "--data",
+        celeba.to_str().unwrap(),
+        "--preset",
+        "quick",
+        "--inception",
+        net,
+        "--fid-samples",
+        "12",
+        "--fid-ddim-steps",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let per = report["details"]["tad"]["per_attribute"].as_array().unwrap();
+    assert_eq!(per.len(), dydis_core::data::celeba::SYNTHETIC_ATTRIBUTES.len());
+    let captured: Vec<&serde_json::Value> = per.iter().filter(|a| a["captured"] == true).collect();
+    let sum: f64 = captured.iter().map(|a| a["gap"].as_f64().unwrap()).sum();
+    assert!((report["scores"]["tad"].as_f64().unwrap() - sum).abs() < 1e-12, "{report}");
+    assert_eq!(report["scores"]["tad_attributes"].as_f64().unwrap(), captured.len() as f64);
+    let fid = report["scores"]["fid"].as_f64().unwrap();
+    assert!(fid.is_finite() && fid > 0.0, "FID {fid}");
+    assert_eq!(report["details"]["fid"]["samples"], 12);
+    assert!(report["representation"].as_str().unwrap().contains("fitted on 40 sampled images"), "{report}");
+    assert!(text.contains("TAD") && text.contains("max AUROC"), "{text}");
+    // A folder without attributes or grid is refused by name, and FID needs a run.
+    let npz = std::path::Path::new(r).join("eval/representation.npz");
+    let bad = dydis()
+        .args(["eval", npz.to_str().unwrap(), "--data", celeba.to_str().unwrap(), "--inception", net])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--inception needs a run"));
 }
 
 #[test]

@@ -225,7 +225,8 @@ fn evaluation_scores_the_aligned_units_as_headline_and_the_raw_beside(run_dir: &
     assert!(run.model.has_aligned_form());
     let mut config = EvalConfig::quick();
     config.metrics = vec!["mig".into(), "factorvae".into()];
-    let opts = ModelEval { config, units: Units::Paper, batch: 32, source: "smoke".into(), spec: run.data.clone() };
+    let opts =
+        ModelEval { config, units: Units::Paper, batch: 32, source: "smoke".into(), spec: run.data.clone(), fid: None };
     let out = run_dir.join("eval");
     let r = eval::evaluate_model_into(run.model.as_ref(), run.images.as_ref(), &opts, &out).unwrap();
     assert!(r.representation.contains("aligned") && r.protocol.contains("released evaluation"), "{r:?}");

