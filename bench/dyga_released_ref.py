@@ -4,13 +4,16 @@ ddpm_dyga.py:61-75), re-expressed from docs/architecture.md for timing and log-l
 MultivariateNormal, 30 fixed EM iterations, densities by one E-step per cluster, splits counted per split, children
 weighted pi_child / 2, soft-count filter, final EM).
 
-Usage: python dyga_released_ref.py --features F.f32 --shape n,N,D --threads 2 --out R.json
-F.f32 holds [n, N, D] little-endian float32 features (what `dydis bench anchors` writes); every unit is fitted in
-turn; per unit the time, K and the final mean log-likelihood (of the full-covariance mixture, +1e-6 I, on all of the
-unit's normalised rows) are reported. Needs only torch.
+Usage: python dyga_released_ref.py --features F.f32 --shape n,N,D [--heldout H.f32 --heldout-rows m]
+       --threads 2 --seed S --out R.json
+F.f32 holds [n, N, D] little-endian float32 features (what `dydis bench anchors` writes), H.f32 optional held-out
+rows [m, N, D] of the same units; every unit is fitted in turn; per unit the fit time, K, the mean log-likelihood of
+the full-covariance mixture (+1e-6 I) on the unit's normalised training rows and on its held-out rows (normalised
+with the training statistics), and BIC on the training rows are reported. Needs only torch.
 """
 import argparse
 import json
+import math
 import time
 
 import torch
@@ -126,17 +129,25 @@ def main():
     ap.add_argument("--shape", required=True, help="n,N,D")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--heldout")
+    ap.add_argument("--heldout-rows", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     shape = [int(v) for v in a.shape.split(",")]
-    with open(a.features, "rb") as f:
-        feats = torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape(shape)
+
+    def read(path, rows):
+        with open(path, "rb") as f:
+            return torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape([rows] + shape[1:])
+
+    feats = read(a.features, shape[0])
+    held = read(a.heldout, a.heldout_rows) if a.heldout else None
     units = []
     for i in range(feats.shape[1]):
         x = feats[:, i, :]
         hi, lo = x.max(), x.min()
         x = (x - hi) / (hi - lo + 1e-6)  # the released normalisation (max subtracted)
+        h = None if held is None else (held[:, i, :] - hi) / (hi - lo + 1e-6)
         t0 = time.perf_counter()
         for attempt in range(20):
             try:
@@ -148,7 +159,14 @@ def main():
             units.append({"unit": i, "error": "20 attempts failed"})
             continue
         secs = time.perf_counter() - t0
-        units.append({"unit": i, "seconds": secs, "k": int(means.shape[0]), "mean_log_likelihood": mean_log_likelihood(x, means, covs, weights), "attempts": attempt + 1})
+        k, n, d = int(means.shape[0]), x.shape[0], x.shape[1]
+        ll = mean_log_likelihood(x, means, covs, weights)
+        params = k * (d + d * (d + 1) / 2) + k - 1
+        u = {"unit": i, "seconds": secs, "k": k, "mean_log_likelihood": ll, "attempts": attempt + 1,
+             "bic": -2.0 * n * ll + params * math.log(n)}
+        if h is not None:
+            u["heldout_mean_log_likelihood"] = mean_log_likelihood(h, means, covs, weights)
+        units.append(u)
     json.dump({"implementation": "released DyGA (re-expressed)", "threads": a.threads, "torch": torch.__version__, "units": units}, open(a.out, "w"), indent=1)
 
 

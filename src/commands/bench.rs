@@ -14,6 +14,9 @@ pub enum BenchWhat {
         units: i64,
         #[arg(long, default_value_t = 100_000)]
         features: i64,
+        /// Seeds of the one-unit comparison with the released implementation.
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+        seeds: Vec<u64>,
         /// Skip the released implementation's reference run.
         #[arg(long)]
         no_reference: bool,
@@ -66,9 +69,18 @@ pub enum BenchWhat {
 /// Run one benchmark; only the training-step benchmark uses `--device`.
 pub fn bench(what: BenchWhat, device: DeviceSpec) -> Result<i32> {
     let (json, out) = match what {
-        BenchWhat::Anchors { units, features, no_reference, out } => {
+        BenchWhat::Anchors { units, features, seeds, no_reference, out } => {
             let reference = (!no_reference).then(bench_reference);
-            (bench::anchors::run(&bench::anchors::Options { units, features, reference, results: out.clone() })?, out)
+            (
+                bench::anchors::run(&bench::anchors::Options {
+                    units,
+                    features,
+                    seeds,
+                    reference,
+                    results: out.clone(),
+                })?,
+                out,
+            )
         }
         BenchWhat::TrainStep { presets, warmup, steps, no_reference, out } => {
             let opts = bench::train_step::Options {

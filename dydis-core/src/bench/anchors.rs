@@ -1,7 +1,8 @@
 //! `dydis bench anchors`: DyGA anchor selection on synthetic extractor-like features, against the released
-//! implementation (`bench/dyga_released_ref.py`) on the same unit in the same run.
+//! implementation (`bench/dyga_released_ref.py`) on the same units in the same run, over several seeds.
 use super::Reference;
 use crate::display::Show;
+use crate::dyga::gmm::component_params;
 use crate::dyga::{fit_units, CovModel, DygaConfig, Mixture, UnitAnchors};
 use crate::Result;
 use std::path::PathBuf;
@@ -36,99 +37,145 @@ fn unit_log_likelihood(u: &UnitAnchors, raw: &Tensor) -> Result<f64> {
     Ok(m64.e_step(&u.norm.apply(&raw.to_kind(Kind::Double)))?.1)
 }
 
+/// Free parameters of a unit's fitted mixture (its covariance model per component, and the weights).
+fn parameters(u: &UnitAnchors, model: &CovModel) -> f64 {
+    let d = u.mixture.dim();
+    u.mixture.dims.iter().map(|&dk| component_params(model, d, dk)).sum::<f64>() + u.k() as f64 - 1.0
+}
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub units: i64,
     pub features: i64,
-    /// The released implementation (`dyga_released_ref.py`), run on the same 10,000-feature unit.
+    /// Seeds of the one-unit comparison (features and fits); the released code's runaway splits make one seed
+    /// unrepresentative.
+    pub seeds: Vec<u64>,
+    /// The released implementation (`dyga_released_ref.py`), run on the same 10,000-feature units.
     pub reference: Option<Reference>,
     /// Where the results will be written: the features handed to the reference (removed once it has run) and its
-    /// result (`<results>.reference.json`) go next to it.
+    /// results (`<results>.reference-<seed>.json`) go next to it.
     pub results: PathBuf,
 }
 
-/// Anchor selection for N units × n features × D = 32, per unit and total. With the reference, the released
-/// implementation (PyTorch, same thread count) runs on the same 10,000-feature unit in the same run, and the
-/// speed-up and log-likelihoods are reported side by side. Our one-unit times are the median of three runs.
+fn write_f32(path: &std::path::Path, t: &Tensor) -> Result<()> {
+    let v: Vec<f32> = Vec::try_from(t.contiguous().flatten(0, -1))?;
+    crate::fs::write_atomic(path, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => 0.5 * (s[n / 2 - 1] + s[n / 2]),
+    }
+}
+
+/// Median and range of a measure over seeds.
+fn spread(v: &[f64]) -> serde_json::Value {
+    let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    serde_json::json!({"median": median(v), "min": lo, "max": hi, "values": v})
+}
+
+/// One fit of one unit: seconds, K, training BIC, held-out mean log-likelihood.
+fn one_fit(train: &Tensor, held: &Tensor, cfg: &DygaConfig, seed: u64) -> Result<[f64; 4]> {
+    let t = Instant::now();
+    let a = fit_units(train, cfg, seed, 0)?;
+    let secs = t.elapsed().as_secs_f64();
+    let u = &a.units[0];
+    let n = train.size()[0] as f64;
+    let ll = unit_log_likelihood(u, &train.select(1, 0))?;
+    let bic = -2.0 * n * ll + parameters(u, &cfg.model) * n.ln();
+    Ok([secs, u.k() as f64, bic, unit_log_likelihood(u, &held.select(1, 0))?])
+}
+
+/// One unit of 10,000 features (and 10,000 held-out rows of the same distribution) per seed: dydis's default (HDDC)
+/// and full-covariance fits and, with the reference, the released implementation on the same features, compared by
+/// time, K, BIC on the training rows and mean log-likelihood on the held-out rows (median and range over seeds).
+fn one_unit(opts: &Options, cfg: &DygaConfig) -> Result<serde_json::Value> {
+    let arms = [("dydis_hddc", CovModel::default()), ("dydis_full", CovModel::Full)];
+    let mut ours: Vec<Vec<[f64; 4]>> = vec![Vec::new(); arms.len()];
+    let mut released: Vec<[f64; 4]> = Vec::new();
+    for &seed in &opts.seeds {
+        let both = synthetic_features(20_000, 1, 10, 1 + seed as i64);
+        let (train, held) = (both.narrow(0, 0, 10_000), both.narrow(0, 10_000, 10_000));
+        for (i, (_, model)) in arms.iter().enumerate() {
+            ours[i].push(one_fit(&train, &held, &DygaConfig { model: model.clone(), ..cfg.clone() }, seed)?);
+        }
+        if let Some(r) = &opts.reference {
+            let (tp, hp) = (opts.results.with_extension("train.f32"), opts.results.with_extension("heldout.f32"));
+            write_f32(&tp, &train)?;
+            write_f32(&hp, &held)?;
+            let res = opts.results.with_extension(format!("reference-{seed}.json"));
+            let args: Vec<String> = vec![
+                "--features".into(),
+                tp.display().to_string(),
+                "--shape".into(),
+                "10000,1,32".into(),
+                "--heldout".into(),
+                hp.display().to_string(),
+                "--heldout-rows".into(),
+                "10000".into(),
+                "--threads".into(),
+                tch::get_num_threads().to_string(),
+                "--seed".into(),
+                seed.to_string(),
+                "--out".into(),
+                res.display().to_string(),
+            ];
+            let result = r.run("dyga_released_ref.py", &args, &res, true);
+            let _ = std::fs::remove_file(&tp);
+            let _ = std::fs::remove_file(&hp);
+            let u = &result?["units"][0];
+            let f = |k: &str| u[k].as_f64().unwrap_or(f64::NAN);
+            released.push([f("seconds"), f("k"), f("bic"), f("heldout_mean_log_likelihood")]);
+        }
+        println!("seed {seed}: dydis (HDDC) {:?}, released {:?}", ours[0].last(), released.last());
+    }
+    let column = |rows: &[[f64; 4]], j: usize| -> Vec<f64> { rows.iter().map(|r| r[j]).collect() };
+    let summary = |rows: &[[f64; 4]]| {
+        serde_json::json!({
+            "seconds": spread(&column(rows, 0)), "k": spread(&column(rows, 1)),
+            "bic": spread(&column(rows, 2)), "heldout_mean_log_likelihood": spread(&column(rows, 3))
+        })
+    };
+    let mut out = serde_json::json!({"seeds": opts.seeds, "train_rows": 10_000, "heldout_rows": 10_000});
+    for (i, (name, _)) in arms.iter().enumerate() {
+        out[*name] = summary(&ours[i]);
+    }
+    if !released.is_empty() {
+        out["released"] = summary(&released);
+        let ref_median = median(&column(&released, 0));
+        for (i, (name, _)) in arms.iter().enumerate() {
+            let speedup = ref_median / median(&column(&ours[i], 0));
+            // Per seed, on the same features: ours minus released.
+            let dll: Vec<f64> = ours[i].iter().zip(&released).map(|(a, b)| a[3] - b[3]).collect();
+            let dbic: Vec<f64> = ours[i].iter().zip(&released).map(|(a, b)| a[2] - b[2]).collect();
+            println!(
+                "{name}: {speedup:.1}x the released median time; held-out log-likelihood {:+.3} (median over seeds), \
+                 BIC {:+.0}",
+                median(&dll),
+                median(&dbic)
+            );
+            out[*name]["speedup_vs_released_median"] = serde_json::json!(speedup);
+            out[*name]["heldout_ll_minus_released"] = spread(&dll);
+            out[*name]["bic_minus_released"] = spread(&dbic);
+        }
+    }
+    Ok(out)
+}
+
+/// Anchor selection: the one-unit comparison over seeds, then N units × n features × D = 32 with the default
+/// configuration (every row up to 100,000 enters each unit's fit), in total and per unit.
 pub fn run(opts: &Options) -> Result<serde_json::Value> {
     let (units, features) = (opts.units, opts.features);
     let cfg = DygaConfig { enabled: true, ..Default::default() };
     let threads = tch::get_num_threads();
     let mut report = serde_json::json!({"benchmark": "dyga-anchor-selection", "threads": threads, "config": cfg});
-    // One unit of 10,000 features: ours (HDDC, the default; and the full-covariance model the released E-step uses)
-    // against the released implementation on the same features.
-    let one = synthetic_features(10_000, 1, 10, 1);
-    let raw = one.select(1, 0);
-    let mut one_json = serde_json::Map::new();
-    for (name, model) in [("dydis_hddc", CovModel::default()), ("dydis_full", CovModel::Full)] {
-        let c = DygaConfig { model, ..cfg.clone() };
-        // The median of three runs (the fit is deterministic; the runs differ only in time, and single runs on a
-        // shared VM varied by up to 1.5x).
-        let mut times = Vec::new();
-        let mut fitted = None;
-        for _ in 0..3 {
-            let t = Instant::now();
-            fitted = Some(fit_units(&one, &c, 0, 0)?);
-            times.push(t.elapsed().as_secs_f64());
-        }
-        times.sort_by(f64::total_cmp);
-        let (a, secs) = (fitted.expect("three runs"), times[1]);
-        let ll = unit_log_likelihood(&a.units[0], &raw)?;
-        let em_iterations = a.units[0].log_likelihood.len();
-        let k = a.units[0].k();
-        println!(
-            "1 unit x 10,000 features, {name}: {secs:.2} s, K = {k}, {em_iterations} EM iterations, \
-             mean log-likelihood {ll:.3}"
-        );
-        let entry = serde_json::json!({
-            "seconds": secs, "seconds_runs": times, "k": k, "em_iterations": em_iterations,
-            "mean_log_likelihood": ll, "events": a.units[0].events
-        });
-        one_json.insert(name.into(), entry);
-    }
-    if let Some(r) = &opts.reference {
-        let raw_path = opts.results.with_extension("features.f32");
-        let v: Vec<f32> = Vec::try_from(one.contiguous().flatten(0, -1))?;
-        crate::fs::write_atomic(&raw_path, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
-        let shape = one.size().iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
-        let res = opts.results.with_extension("reference.json");
-        println!("released implementation (PyTorch, {threads} threads) on the same unit ...");
-        let args: Vec<String> = [
-            "--features",
-            &raw_path.to_string_lossy(),
-            "--shape",
-            &shape,
-            "--threads",
-            &threads.to_string(),
-            "--out",
-            &res.to_string_lossy(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let result = r.run("dyga_released_ref.py", &args, &res, false);
-        let _ = std::fs::remove_file(&raw_path); // 1.3 MB of input, not needed once the script has run
-        let r = result?;
-        let u = &r["units"][0];
-        let ref_s = u["seconds"].as_f64().unwrap_or(f64::NAN);
-        let ref_ll = u["mean_log_likelihood"].as_f64().unwrap_or(f64::NAN);
-        println!("released: {ref_s:.2} s, K = {}, mean log-likelihood {ref_ll:.3}", u["k"]);
-        for name in ["dydis_hddc", "dydis_full"] {
-            let e = one_json.get_mut(name).expect("measured above");
-            let (s, ll) =
-                (e["seconds"].as_f64().unwrap_or(f64::NAN), e["mean_log_likelihood"].as_f64().unwrap_or(f64::NAN));
-            e["speedup_vs_released"] = serde_json::json!(ref_s / s);
-            e["log_likelihood_minus_released"] = serde_json::json!(ll - ref_ll);
-            println!(
-                "{name}: {:.1}x faster than the released implementation, log-likelihood {:+.3} against it",
-                ref_s / s,
-                ll - ref_ll
-            );
-        }
-        one_json.insert("released".into(), u.clone());
-    }
-    report["one_unit_10k"] = serde_json::Value::Object(one_json);
+    report["one_unit_10k"] = one_unit(opts, &cfg)?;
     let feats = synthetic_features(features, units, 10, 2);
     println!("{units} units x {features} features x 32: fitting ...");
     let t = Instant::now();
@@ -143,25 +190,10 @@ pub fn run(opts: &Options) -> Result<serde_json::Value> {
         }));
     }
     println!("{}", a.table().to_text());
-    println!("total {total:.1} s for {units} units (target: under 60 s on 2 CPU cores)");
-    report["all_units"] = serde_json::json!({"units": units, "features": features, "seconds": total, "per_unit": per});
-    // What the subsample costs in fit quality: unit 0 fitted on all of its features, log-likelihood on all of them.
-    if features as usize > cfg.max_fit_samples {
-        let all = DygaConfig { max_fit_samples: features as usize, ..cfg.clone() };
-        let unit0 = feats.narrow(1, 0, 1);
-        let t = Instant::now();
-        let b = fit_units(&unit0, &all, 0, 0)?;
-        let secs = t.elapsed().as_secs_f64();
-        let ll_all = unit_log_likelihood(&b.units[0], &feats.select(1, 0))?;
-        let ll_sub = per[0]["mean_log_likelihood_all_features"].as_f64().unwrap_or(f64::NAN);
-        let (k, sub) = (b.units[0].k(), cfg.max_fit_samples);
-        println!(
-            "unit 0 fitted on all {features} features: {secs:.1} s, K = {k}, mean log-likelihood {ll_all:.3} \
-             (subsample of {sub}: {ll_sub:.3})"
-        );
-        report["unit0_all_features"] = serde_json::json!({
-            "seconds": secs, "k": k, "mean_log_likelihood": ll_all, "subsample_mean_log_likelihood": ll_sub
-        });
-    }
+    println!("total {total:.1} s for {units} units x {features} rows, each fitted on {} rows (target: under 60 s on 2 CPU cores)", cfg.fit_rows(features as usize));
+    report["all_units"] = serde_json::json!({
+        "units": units, "features": features, "rows_per_fit": cfg.fit_rows(features as usize),
+        "seconds": total, "per_unit": per
+    });
     Ok(report)
 }

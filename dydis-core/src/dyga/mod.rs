@@ -18,6 +18,9 @@ pub use record::RefitRecord;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// The released driver fits a random tenth of a unit's rows above this many.
+pub const RELEASED_SUBSAMPLE_ABOVE: usize = 100_000;
+
 /// DyGA settings (defaults: docs/architecture.md and the paper).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -32,10 +35,9 @@ pub struct DygaConfig {
     pub refit_every: usize,
     /// Features collected for a refit: the whole dataset, or a seeded subsample of this many images.
     pub collect: Option<usize>,
-    /// At most this many features per unit enter the fit (a seeded subsample; the released code fits n/10 rows
-    /// when n > 100,000). 20,000 rows give every one of up to 32 anchors hundreds of members, and keep a refit of
-    /// 20 units of a 100,000-image dataset under a minute on 2 CPU cores (docs/results.md).
-    pub max_fit_samples: usize,
+    /// At most this many features per unit enter the fit (a seeded subsample). Unset: the released driver's rule,
+    /// every row up to 100,000 and a random tenth above (MPI3D: 103,680 of 1,036,800).
+    pub max_fit_samples: Option<usize>,
     pub model: CovModel,
     /// K₀, the initial number of components.
     pub k0: usize,
@@ -87,7 +89,7 @@ impl Default for DygaConfig {
             fit: AnchorFit::Paper,
             refit_every: 1,
             collect: None,
-            max_fit_samples: 20_000,
+            max_fit_samples: None,
             model: CovModel::default(),
             k0: 8,
             k_max: 32,
@@ -152,8 +154,8 @@ impl DygaConfig {
         if self.max_iter == 0 {
             return bad("max_iter", "must be at least 1".into());
         }
-        if self.max_fit_samples < 2 * self.k0 {
-            return bad("max_fit_samples", format!("{} is too few for k0 = {}", self.max_fit_samples, self.k0));
+        if let Some(m) = self.max_fit_samples.filter(|&m| m < 2 * self.k0) {
+            return bad("max_fit_samples", format!("{m} is too few for k0 = {}", self.k0));
         }
         for (f, v) in [("phi", self.phi), ("random_split", self.random_split)] {
             if !(0.0..=1.0).contains(&v) {
@@ -195,6 +197,12 @@ impl DygaConfig {
             }
         }
         Ok(())
+    }
+
+    /// How many of `n` rows enter a unit's fit.
+    pub fn fit_rows(&self, n: usize) -> usize {
+        let cap = self.max_fit_samples.unwrap_or(if n > RELEASED_SUBSAMPLE_ABOVE { n / 10 } else { n });
+        n.min(cap)
     }
 
     pub fn em_options(&self) -> EmOptions {

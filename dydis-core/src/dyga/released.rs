@@ -19,8 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// The released driver fits a random tenth of the rows above this many.
-const SUBSAMPLE_ABOVE: usize = 100_000;
+use super::RELEASED_SUBSAMPLE_ABOVE as SUBSAMPLE_ABOVE;
 /// Fresh subsamples the released driver tries before it gives up.
 const RETRIES: usize = 20;
 
