@@ -313,6 +313,14 @@ mod tests {
                 let r = if *name == "paper-cars3d" { 5 } else { 1 };
                 assert!(c.dyga.enabled && c.dyga.refit_every == r, "{name}: DyGA {:?}", c.dyga);
                 assert!(c.model.unet.skip_dropout.enabled, "{name}");
+                // Algorithm 2 (every proposed split kept), the paper's HDDC model and Eq. 6 alignment.
+                use crate::dyga::{AlignMode, AnchorFit, CovModel, SplitCriterion};
+                let d = &c.dyga;
+                assert_eq!(
+                    (d.fit, d.split_criterion, d.align),
+                    (AnchorFit::Paper, SplitCriterion::Always, AlignMode::Paper)
+                );
+                assert!(matches!(d.model, CovModel::Hddc { .. }) && !d.refit_after_split_round, "{name}: {d:?}");
             }
             let back = RunConfig::from_toml(&c.to_toml()).unwrap();
             assert_eq!(back, c, "{name} round-trips through TOML");
