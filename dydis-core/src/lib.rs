@@ -20,6 +20,7 @@ pub mod nn;
 pub mod paths;
 pub mod run;
 pub mod train;
+pub mod vae;
 pub mod viz;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ pub mod extractor;
 pub mod optim;
 pub mod resblock;
 pub mod unet;
+pub mod vae;
 
 pub use attention::{AttentionRecord, SpatialTransformer};
 pub use autoencoder::{Discriminator, FirstStage, FirstStageConfig, VqAutoencoder, VqConfig};

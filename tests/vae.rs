@@ -1,0 +1,162 @@
+//! The VAE baselines' losses against disentanglement_lib 1.5's (a float64 NumPy transcription of its TensorFlow code,
+//! `tests/fixtures/make_vae_loss_fixtures.py`, on fixed tensors), and the pieces the transcription cannot fix
+//! (the permutation, the estimator's behaviour).
+use dydis_core::vae::losses::{self, Posterior};
+use dydis_core::vae::{DipKind, Objective};
+use serde_json::Value;
+use tch::{Device, Kind, Tensor};
+
+fn fixture() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vae_losses.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A nested JSON array as a float32 tensor of its shape.
+fn t(v: &Value) -> Tensor {
+    fn walk(v: &Value, shape: &mut Vec<i64>, out: &mut Vec<f32>, depth: usize) {
+        match v {
+            Value::Array(a) => {
+                if shape.len() == depth {
+                    shape.push(a.len() as i64);
+                }
+                a.iter().for_each(|x| walk(x, shape, out, depth + 1));
+            }
+            x => out.push(x.as_f64().unwrap() as f32),
+        }
+    }
+    let (mut shape, mut out) = (Vec::new(), Vec::new());
+    walk(v, &mut shape, &mut out, 0);
+    Tensor::from_slice(&out).view(shape.as_slice())
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap()
+}
+
+/// float32 against the float64 reference.
+fn close(what: &str, got: &Tensor, want: f64) {
+    let g = got.double_value(&[]);
+    assert!((g - want).abs() <= 2e-5 * (1.0 + want.abs()), "{what}: dydis {g} vs disentanglement_lib {want}");
+}
+
+fn post<'a>(mu: &'a Tensor, lv: &'a Tensor, z: &'a Tensor, kl: &'a Tensor, step: usize) -> Posterior<'a> {
+    Posterior { mu, logvar: lv, z, kl, logits_real: None, step }
+}
+
+#[test]
+fn every_objective_equals_disentanglement_libs_on_fixed_tensors() {
+    let fx = fixture();
+    for (i, c) in fx["cases"].as_array().unwrap().iter().enumerate() {
+        let (mu, lv, z) = (t(&c["mu"]), t(&c["logvar"]), t(&c["z"]));
+        let kl = losses::gaussian_kl(&mu, &lv);
+        close(&format!("case {i} KL"), &kl, f(&c["kl_loss"]));
+        if let Some(x) = c.get("x") {
+            close("reconstruction", &losses::reconstruction(&t(&c["logits"]), &t(x)), f(&c["reconstruction_loss"]));
+        }
+        let p = post(&mu, &lv, &z, &kl, 0);
+        for e in c["beta_vae"].as_array().into_iter().flatten() {
+            let (r, _) = losses::regularizer(&Objective::BetaVae { beta: f(&e["beta"]) }, &p);
+            close("β-VAE", &r, f(&e["regularizer"]));
+        }
+        for e in c["annealed_vae"].as_array().into_iter().flatten() {
+            let step = e["step"].as_u64().unwrap() as usize;
+            let o = Objective::AnnealedVae {
+                c_max: f(&e["c_max"]),
+                gamma: f(&e["gamma"]),
+                iteration_threshold: e["iteration_threshold"].as_u64().unwrap() as usize,
+            };
+            let (r, parts) = losses::regularizer(&o, &post(&mu, &lv, &z, &kl, step));
+            close(&format!("AnnealedVAE step {step}"), &r, f(&e["regularizer"]));
+            close("capacity", &parts[0].1, f(&e["capacity"]));
+        }
+        for (key, dip) in [("dip_vae_i", DipKind::I), ("dip_vae_ii", DipKind::Ii)] {
+            for e in c[key].as_array().into_iter().flatten() {
+                let o =
+                    Objective::DipVae { dip, lambda_od: f(&e["lambda_od"]), lambda_d_factor: f(&e["lambda_d_factor"]) };
+                let (r, _) = losses::regularizer(&o, &p);
+                close(&format!("case {i} {key}"), &r, f(&e["regularizer"]));
+            }
+        }
+        if let Some(e) = c["dip_vae_i"].as_array().and_then(|a| a.first()) {
+            let want = t(&e["cov"]);
+            let got = losses::covariance(&mu);
+            assert!(got.allclose(&want, 1e-5, 1e-5, false), "covariance {got} vs {want}");
+        }
+        for e in c["beta_tc_vae"].as_array().into_iter().flatten() {
+            let (r, parts) = losses::regularizer(&Objective::BetaTcVae { beta: f(&e["beta"]) }, &p);
+            close(&format!("case {i} β-TCVAE"), &r, f(&e["regularizer"]));
+            close("total correlation", &parts[0].1, f(&e["total_correlation"]));
+        }
+        if let Some(e) = c.get("factor_vae") {
+            let (dr, dp) = (t(&c["d_real"]), t(&c["d_perm"]));
+            let o = Objective::FactorVae { gamma: f(&e["gamma"]), dl_step_quirk: true };
+            let (r, parts) =
+                losses::regularizer(&o, &Posterior { logits_real: Some(&dr), ..post(&mu, &lv, &z, &kl, 0) });
+            close("FactorVAE regularizer", &r, f(&e["vae_regularizer"]));
+            close("FactorVAE TC", &parts[0].1, f(&e["tc"]));
+            // disentanglement_lib's `discriminator_loss` is the log-likelihood it maximises; ours is its negative.
+            close("discriminator loss", &losses::discriminator_loss(&dr, &dp), -f(&e["discriminator_loss"]));
+        }
+    }
+}
+
+#[test]
+fn clipped_discriminator_probabilities_bound_the_loss() {
+    // Logits far apart: softmax gives 0 and 1 in float32, the clip keeps the log finite (log 1e-6 per half).
+    let real = Tensor::from_slice(&[-40.0f32, 40.0]).view([1, 2]);
+    let perm = Tensor::from_slice(&[40.0f32, -40.0]).view([1, 2]);
+    let l = losses::discriminator_loss(&real, &perm).double_value(&[]);
+    assert!((l - -(1e-6f64).ln()).abs() < 1e-3, "{l}");
+}
+
+#[test]
+fn shuffled_codes_keep_each_column_and_break_the_pairing() {
+    let _rng = dydis_core::device::global_rng_lock();
+    tch::manual_seed(3);
+    let z = Tensor::arange(64 * 4, (Kind::Float, Device::Cpu)).view([64, 4]);
+    let s = losses::shuffle_codes(&z);
+    for j in 0..4 {
+        let (a, _) = z.select(1, j).sort(0, false);
+        let (b, _) = s.select(1, j).sort(0, false);
+        assert!(a.equal(&b), "column {j} keeps its values");
+    }
+    // Row pairings: in the original every row is (4r, 4r+1, 4r+2, 4r+3); after independent shuffles almost none is.
+    let intact = (s.select(1, 1) - s.select(1, 0)).eq(1.0).logical_and(&(s.select(1, 2) - s.select(1, 1)).eq(1.0));
+    assert!(intact.sum(Kind::Int64).int64_value(&[]) < 4, "pairs survived: {intact}");
+}
+
+#[test]
+fn total_correlation_is_larger_for_copied_columns_than_for_independent_ones() {
+    let _rng = dydis_core::device::global_rng_lock();
+    tch::manual_seed(5);
+    let opts = (Kind::Float, Device::Cpu);
+    let lv = Tensor::full([128, 4], -4.0, opts);
+    let indep = Tensor::randn([128, 4], opts);
+    let copied = indep.select(1, 0).unsqueeze(1).repeat([1, 4]);
+    let tc = |mu: &Tensor| losses::total_correlation(mu, mu, &lv).double_value(&[]);
+    // The dropped constant cancels in the difference.
+    assert!(tc(&copied) > tc(&indep) + 1.0, "copied {} independent {}", tc(&copied), tc(&indep));
+}
+
+#[test]
+fn kl_matches_a_monte_carlo_estimate() {
+    let _rng = dydis_core::device::global_rng_lock();
+    tch::manual_seed(7);
+    let opts = (Kind::Double, Device::Cpu);
+    let mu = Tensor::from_slice(&[0.5f64, -1.0, 0.2]).view([1, 3]);
+    let lv = Tensor::from_slice(&[-0.5f64, 0.3, 0.0]).view([1, 3]);
+    let z = &mu + (&lv * 0.5).exp() * Tensor::randn([200_000, 3], opts);
+    let log_q = ((&z - &mu).square() / lv.exp() + &lv).sum_dim_intlist(1, false, Kind::Double) * -0.5;
+    let log_p = z.square().sum_dim_intlist(1, false, Kind::Double) * -0.5;
+    let mc = (log_q - log_p).mean(Kind::Double).double_value(&[]);
+    let exact = losses::gaussian_kl(&mu.to_kind(Kind::Float), &lv.to_kind(Kind::Float)).double_value(&[]);
+    assert!((mc - exact).abs() < 0.01, "Monte Carlo {mc} vs closed form {exact}");
+}
+
+#[test]
+fn annealed_capacity_rises_linearly_then_holds() {
+    let c = |s| losses::capacity(s, 25.0, 100_000);
+    assert_eq!((c(0), c(50_000), c(100_000), c(200_000)), (0.0, 12.5, 25.0, 25.0));
+}
