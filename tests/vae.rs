@@ -160,3 +160,123 @@ fn annealed_capacity_rises_linearly_then_holds() {
     let c = |s| losses::capacity(s, 25.0, 100_000);
     assert_eq!((c(0), c(50_000), c(100_000), c(200_000)), (0.0, 12.5, 25.0, 25.0));
 }
+
+mod training {
+    use dydis_core::method::{self, TrainOptions};
+    use dydis_core::run::{Run, RunConfig, RunDir};
+    use dydis_core::train::{Trainer, VaeTrainer};
+    use tch::Device;
+
+    fn tmp(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("dydis-vae-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// A preset shrunk to seconds: 16 px images of a 96-image grid, batches of 8.
+    fn tiny(preset: &str, steps: usize) -> RunConfig {
+        RunConfig::load_with(
+            preset,
+            &[
+                "data=\"shapes3d-like:2x2x2x2x2x3@16\"".into(),
+                "vae.image_size=16".into(),
+                "vae.batch_size=8".into(),
+                format!("vae.steps={steps}"),
+                "vae.log_every=2".into(),
+                "vae.checkpoint_every=2".into(),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_objective_trains_logs_its_terms_and_evaluates() {
+        let _rng = dydis_core::device::global_rng_lock();
+        for (preset, term) in [
+            ("cpu-beta-vae", None),
+            ("cpu-annealed-vae", Some("capacity")),
+            ("cpu-factor-vae", Some("disc_loss")),
+            ("cpu-dip-vae-i", Some("dip")),
+            ("cpu-dip-vae-ii", Some("dip")),
+            ("cpu-beta-tcvae", Some("tc")),
+        ] {
+            let dir = tmp(preset);
+            let cfg = tiny(preset, 4);
+            let out = method::train(&cfg, &RunDir::new(&dir), Device::Cpu, &TrainOptions::default()).unwrap();
+            // FactorVAE: disentanglement_lib's step count, two steps per update.
+            let updates = if preset == "cpu-factor-vae" { 2 } else { 4 };
+            assert_eq!(out[0].outcome.steps_done, updates, "{preset}");
+            let log = std::fs::read_to_string(dir.join("vae/log.jsonl")).unwrap();
+            let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+            assert!(last["loss"].as_f64().unwrap().is_finite(), "{preset}: {last}");
+            let extra = last["extra"].to_string();
+            assert!(extra.contains("reconstruction") && extra.contains("kl"), "{preset}: {extra}");
+            if let Some(t) = term {
+                assert!(extra.contains(t), "{preset} logs {t}: {extra}");
+            }
+            // Evaluated like any model: the posterior means as 10 units of D = 1.
+            let run = Run::open(&dir, Device::Cpu).unwrap();
+            assert!(!run.model.has_aligned_form());
+            let mut config = dydis_core::eval::EvalConfig::quick();
+            config.metrics = vec!["mig".into(), "factorvae".into()];
+            let opts = dydis_core::eval::ModelEval {
+                config,
+                units: dydis_core::eval::Units::Paper,
+                batch: 32,
+                source: preset.into(),
+                spec: run.data.clone(),
+                fid: None,
+            };
+            let (r, latents) =
+                dydis_core::eval::evaluate_model(run.model.as_ref(), run.images.as_ref(), &opts).unwrap();
+            assert_eq!(latents.size(), vec![96, 10, 1]);
+            assert!(r.scores["mig"].is_finite() && r.protocol == "raw units" && r.other_forms.is_empty());
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn resuming_gives_exactly_the_uninterrupted_run() {
+        let _rng = dydis_core::device::global_rng_lock();
+        for preset in ["cpu-factor-vae", "cpu-beta-tcvae"] {
+            let cfg = tiny(preset, 8);
+            let (a, b) = (tmp(&format!("{preset}-a")), tmp(&format!("{preset}-b")));
+            let mut straight = VaeTrainer::new(&cfg, Device::Cpu, &a, false).unwrap();
+            dydis_core::train::run_stage(&mut straight, None).unwrap();
+            let mut first = VaeTrainer::new(&cfg, Device::Cpu, &b, false).unwrap();
+            dydis_core::train::run_stage(&mut first, Some(2)).unwrap();
+            drop(first);
+            let mut second = VaeTrainer::new(&cfg, Device::Cpu, &b, true).unwrap();
+            assert_eq!(second.current_step(), 2);
+            dydis_core::train::run_stage(&mut second, None).unwrap();
+            let (x, y) = (straight.vae.named_tensors(), second.vae.named_tensors());
+            assert_eq!(x.len(), y.len());
+            for ((n, t), (_, u)) in x.iter().zip(&y) {
+                assert!(t.equal(u), "{preset}: {n} differs after resume");
+            }
+            let _ = std::fs::remove_dir_all(&a);
+            let _ = std::fs::remove_dir_all(&b);
+        }
+    }
+
+    #[test]
+    fn bad_configurations_are_named() {
+        let err = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            RunConfig::load_with("cpu-beta-vae", &sets).unwrap_err().to_string()
+        };
+        assert!(err(&["vae.objective.beta=-1"]).contains("vae.objective.beta"));
+        assert!(err(&["vae.latent=0"]).contains("vae.latent"));
+        assert!(err(&["vae.image_size=40"]).contains("vae.image_size"));
+        assert!(err(&["method=\"gan\""]).contains("unknown variant"));
+        assert!(err(&["vae.objective.kind=\"beta\""]).contains("unknown variant"));
+        // Data of another channel count than the configuration's is refused before training.
+        let cfg = RunConfig::load_with(
+            "cpu-beta-vae",
+            &["vae.channels=1".into(), "data=\"shapes3d-like:2x2x2x2x2x3@16\"".into(), "vae.image_size=16".into()],
+        )
+        .unwrap();
+        let e = VaeTrainer::new(&cfg, Device::Cpu, &tmp("channels"), false).err().unwrap().to_string();
+        assert!(e.contains("vae.channels is 1"), "{e}");
+    }
+}

@@ -1,6 +1,8 @@
 //! The assembled models: `Autoencoder` (first stage + discriminator, trained by `train-ae`) and `Ldm` (frozen first
 //! stage, latent-unit extractor, conditional U-Net and its EMA copy). The conditioning path is
 //! images → extractor → c → [`Ldm::condition`] (where DyGA alignment plugs in) → c̃ → U-Net cross-attention.
+pub mod vae;
+
 use crate::diffusion::{l1_loss, Ddim, Schedule};
 use crate::display::{impl_show_via, Table};
 use crate::dyga::{align, AlignMode, AlignStats, Anchors};

@@ -18,7 +18,7 @@ pub enum Units {
     Paper,
     /// The raw units alone.
     Raw,
-    /// The aligned units alone (the raw units for a model without alignment).
+    /// The aligned units alone (the raw ones, named so, for a model without alignment).
     Aligned,
 }
 
@@ -28,7 +28,7 @@ impl Units {
         match self {
             Units::Paper if model.has_aligned_form() => vec![true, false],
             Units::Paper | Units::Raw => vec![false],
-            Units::Aligned => vec![true],
+            Units::Aligned => vec![model.has_aligned_form()],
         }
     }
 

@@ -7,6 +7,7 @@
 //! known once its TOML or checkpoint is read, commands hold "some trained model" without naming its type, and a
 //! family's own tools still reach its concrete type through [`Model::as_any`].
 pub mod ldm;
+pub mod vae;
 
 use crate::display::Table;
 use crate::run::checkpoint::Checkpoint;
@@ -74,6 +75,7 @@ pub trait Model: Any {
 pub fn method(kind: MethodKind) -> &'static dyn Method {
     match kind {
         MethodKind::Ldm => &ldm::LdmMethod,
+        MethodKind::Vae => &vae::VaeMethod,
     }
 }
 

@@ -12,6 +12,18 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("paper-mpi3d", include_str!("../../../configs/paper-mpi3d.toml")),
     ("paper-cars3d", include_str!("../../../configs/paper-cars3d.toml")),
     ("paper-celeba", include_str!("../../../configs/paper-celeba.toml")),
+    ("cpu-beta-vae", include_str!("../../../configs/cpu-beta-vae.toml")),
+    ("study-beta-vae", include_str!("../../../configs/study-beta-vae.toml")),
+    ("cpu-annealed-vae", include_str!("../../../configs/cpu-annealed-vae.toml")),
+    ("study-annealed-vae", include_str!("../../../configs/study-annealed-vae.toml")),
+    ("cpu-factor-vae", include_str!("../../../configs/cpu-factor-vae.toml")),
+    ("study-factor-vae", include_str!("../../../configs/study-factor-vae.toml")),
+    ("cpu-dip-vae-i", include_str!("../../../configs/cpu-dip-vae-i.toml")),
+    ("study-dip-vae-i", include_str!("../../../configs/study-dip-vae-i.toml")),
+    ("cpu-dip-vae-ii", include_str!("../../../configs/cpu-dip-vae-ii.toml")),
+    ("study-dip-vae-ii", include_str!("../../../configs/study-dip-vae-ii.toml")),
+    ("cpu-beta-tcvae", include_str!("../../../configs/cpu-beta-tcvae.toml")),
+    ("study-beta-tcvae", include_str!("../../../configs/study-beta-tcvae.toml")),
 ];
 
 /// The networks.
@@ -28,6 +40,21 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// What a run of another family carries in place of the LDM's networks (left out of its TOML): image size 0,
+    /// which an LDM configuration refuses, so an LDM file without `[model]` is an error naming it.
+    pub fn absent() -> Self {
+        ModelConfig {
+            image_size: 0,
+            first_stage: FirstStageConfig::Identity,
+            extractor: ExtractorConfig::default(),
+            unet: UNetConfig::default(),
+        }
+    }
+
+    fn is_absent(&self) -> bool {
+        *self == Self::absent()
+    }
+
     pub fn latent_shape(&self) -> (i64, i64) {
         self.first_stage.latent_shape(self.image_size)
     }
@@ -143,15 +170,18 @@ pub enum MethodKind {
     /// The EncDiff-style latent diffusion model with DyGA and Skip Dropout (the paper's method).
     #[default]
     Ldm,
+    /// disentanglement_lib's VAE baselines (β-VAE, AnnealedVAE, FactorVAE, DIP-VAE-I/II, β-TCVAE; `[vae]`).
+    Vae,
 }
 
 impl MethodKind {
     /// Every family, in the order `dydis` lists them.
-    pub const ALL: &'static [MethodKind] = &[MethodKind::Ldm];
+    pub const ALL: &'static [MethodKind] = &[MethodKind::Ldm, MethodKind::Vae];
 
     pub fn name(self) -> &'static str {
         match self {
             MethodKind::Ldm => "ldm",
+            MethodKind::Vae => "vae",
         }
     }
 }
@@ -162,7 +192,9 @@ impl std::fmt::Display for MethodKind {
     }
 }
 
-/// A whole run: data, networks, both training stages and sampling.
+/// A whole run: its family, data, and the family's sections (the LDM: networks, both training stages, sampling,
+/// DyGA; a VAE: `[vae]`). A section left at its defaults is left out of the TOML written back, and read back as
+/// the same defaults, so a run's `config.toml` shows only what its family uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
@@ -174,15 +206,22 @@ pub struct RunConfig {
     pub seed: u64,
     /// Dataset spec as `dydis data list` shows it, or a path.
     pub data: String,
+    #[serde(default = "ModelConfig::absent", skip_serializing_if = "ModelConfig::is_absent")]
     pub model: ModelConfig,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub ae: AeTrainConfig,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub train: LdmTrainConfig,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub sample: SampleConfig,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub dyga: crate::dyga::DygaConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub vae: crate::vae::VaeConfig,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl RunConfig {
@@ -230,6 +269,21 @@ impl RunConfig {
         if self.name.is_empty() || self.name.contains(['/', '\\']) {
             return Err(Error::config("name", format!("'{}' must be a non-empty name without slashes", self.name)));
         }
+        match self.method {
+            MethodKind::Ldm => self.validate_ldm(),
+            MethodKind::Vae => self.vae.validate(),
+        }
+    }
+
+    /// Side of the square images the run's model takes.
+    pub fn image_size(&self) -> i64 {
+        match self.method {
+            MethodKind::Ldm => self.model.image_size,
+            MethodKind::Vae => self.vae.image_size,
+        }
+    }
+
+    fn validate_ldm(&self) -> Result<()> {
         self.model.validate()?;
         let t = &self.train;
         if t.batch_size == 0 {
@@ -307,7 +361,18 @@ mod tests {
         for (name, _) in PRESETS {
             let c = RunConfig::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&c.name, name);
-            assert_eq!(c.method, MethodKind::Ldm);
+            let vae = name.contains("vae");
+            assert_eq!(c.method, if vae { MethodKind::Vae } else { MethodKind::Ldm }, "{name}");
+            if vae {
+                // A VAE run's TOML carries no LDM section, and the study presets are the study's settings.
+                let text = c.to_toml();
+                assert!(!text.contains("[model") && !text.contains("[train]") && !text.contains("[dyga]"), "{text}");
+                if name.starts_with("study-") {
+                    let v = &c.vae;
+                    assert_eq!((v.image_size, v.channels, v.latent, v.batch_size, v.steps), (64, 1, 10, 64, 300_000));
+                    assert_eq!(v.lr, 1e-4);
+                }
+            }
             if name.starts_with("paper-") {
                 // The paper's method: DyGA on, refit period r of App. C.1.1, Skip Dropout on.
                 let r = if *name == "paper-cars3d" { 5 } else { 1 };

@@ -41,7 +41,7 @@ impl Run {
         let (model, checkpoint) = crate::method::load(path, device)?;
         let config = model.config();
         let data = data.map(str::to_string).unwrap_or_else(|| config.data.clone());
-        let images = crate::data::open_images(&data, config.model.image_size as usize)?;
+        let images = crate::data::open_images(&data, config.image_size() as usize)?;
         Ok(Run { dir: RunDir::of_checkpoint(&checkpoint), checkpoint, model, data, images })
     }
 

@@ -1,10 +1,12 @@
 //! Training: the step-wise [`Trainer`] interface every stage of every method implements, the loop that drives one
-//! (checkpoints on the way and at the end, Ctrl-C finishing the step), step logs and loss curves, and the LDM's
-//! two trainers (first stage and latent diffusion). Trainers are step-wise objects, so notebooks can run one
+//! (checkpoints on the way and at the end, Ctrl-C finishing the step), step logs and loss curves, the LDM's
+//! two trainers (first stage and latent diffusion) and the VAE baselines' trainer. Trainers are step-wise objects, so notebooks can run one
 //! step, look, and go on.
 mod trainer;
+mod vae;
 
 pub use trainer::{ldm_optimizers, ldm_step, AeTrainer, History, LdmTrainer, Outcome, StepLog};
+pub use vae::{kl_per_dimension, VaeTrainer};
 
 use crate::Result;
 use std::path::PathBuf;

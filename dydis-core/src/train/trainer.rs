@@ -122,25 +122,25 @@ pub struct Outcome {
     pub final_loss: Option<f64>,
 }
 
-/// The seeded data order, logging and progress shared by both trainers.
-struct Driver {
-    data: Arc<dyn ImageSource>,
+/// The seeded data order, logging and progress shared by every trainer.
+pub(super) struct Driver {
+    pub(super) data: Arc<dyn ImageSource>,
     batch_size: usize,
     seed: u64,
     order_epoch: Option<usize>,
     order: Vec<usize>,
     device: Device,
-    run: RunDir,
+    pub(super) run: RunDir,
     log: Option<std::fs::File>,
-    history: History,
+    pub(super) history: History,
     log_every: usize,
-    started: Instant,
+    pub(super) started: Instant,
     tty: bool,
 }
 
 /// The torch seed of step `step`: every step draws its noise from its own stream, so a resumed run continues
 /// exactly as an uninterrupted one would.
-fn step_seed(seed: u64, step: usize) -> i64 {
+pub(super) fn step_seed(seed: u64, step: usize) -> i64 {
     let mut x = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 31;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -148,7 +148,7 @@ fn step_seed(seed: u64, step: usize) -> i64 {
 }
 
 impl Driver {
-    fn new(
+    pub(super) fn new(
         data: Arc<dyn ImageSource>,
         batch_size: usize,
         seed: u64,
@@ -176,12 +176,22 @@ impl Driver {
         })
     }
 
-    fn steps_per_epoch(&self) -> usize {
+    pub(super) fn steps_per_epoch(&self) -> usize {
         self.data.num_images().div_ceil(self.batch_size)
     }
 
-    fn stage_dir(&self) -> PathBuf {
+    pub(super) fn stage_dir(&self) -> PathBuf {
         self.run.stage(&self.history.stage)
+    }
+
+    /// The images of step `step` drawn uniformly with replacement from the step's own seeded stream
+    /// (disentanglement_lib's infinite data stream; resumable at any step).
+    pub(super) fn batch_with_replacement(&mut self, step: usize) -> Result<Tensor> {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.seed ^ 0x5eed_da7a, step) as u64);
+        let n = self.data.num_images();
+        let idx: Vec<usize> = (0..self.batch_size).map(|_| rng.random_range(0..n)).collect();
+        self.data.images(&idx, self.device)
     }
 
     /// The images of step `step` (epoch-wise reshuffled, seeded).
@@ -199,7 +209,7 @@ impl Driver {
         Ok((epoch, self.data.images(idx, self.device)?))
     }
 
-    fn open_log(&mut self, truncate_after: usize) -> Result<()> {
+    pub(super) fn open_log(&mut self, truncate_after: usize) -> Result<()> {
         let dir = self.stage_dir();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let path = self.run.log(&self.history.stage);
@@ -216,7 +226,7 @@ impl Driver {
         Ok(())
     }
 
-    fn record(&mut self, s: StepLog, total: usize) -> Result<()> {
+    pub(super) fn record(&mut self, s: StepLog, total: usize) -> Result<()> {
         if let Some(f) = &mut self.log {
             writeln!(f, "{}", serde_json::to_string(&s).expect("log line"))
                 .map_err(|e| Error::io(self.run.log(&self.history.stage), e))?;
@@ -263,7 +273,7 @@ impl Driver {
     }
 }
 
-fn check_finite(loss: f64, step: usize) -> Result<()> {
+pub(super) fn check_finite(loss: f64, step: usize) -> Result<()> {
     if loss.is_finite() {
         Ok(())
     } else {

@@ -1,0 +1,207 @@
+//! The VAE baselines' trainer: Adam (1e-4, β 0.9/0.999) on batches drawn with replacement, one stage `vae`; FactorVAE
+//! adds its discriminator's update from the same forward pass and batch (disentanglement_lib's grouped train op).
+use super::trainer::{check_finite, step_seed, Driver};
+use super::{History, StepLog, Trainer};
+use crate::model::vae::Vae;
+use crate::nn::optim::AdamW;
+use crate::run::checkpoint::{self, Meta};
+use crate::run::config::RunConfig;
+use crate::run::dir::RunDir;
+use crate::vae::losses;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Kind};
+
+pub struct VaeTrainer {
+    pub vae: Vae,
+    opt: AdamW,
+    opt_d: Option<AdamW>,
+    /// Parameter updates done.
+    pub step: usize,
+    driver: Driver,
+    elapsed_before: f64,
+    pub config: RunConfig,
+}
+
+impl VaeTrainer {
+    /// A run writing to `run_dir/vae`; with `resume`, its newest checkpoint is continued.
+    pub fn new(config: &RunConfig, device: Device, run_dir: &Path, resume: bool) -> Result<Self> {
+        crate::device::tune_allocator();
+        let v = &config.vae;
+        let data = crate::data::open_images(&config.data, v.image_size as usize)?;
+        let s = data.shape();
+        if s.height as i64 != v.image_size || s.width as i64 != v.image_size || s.channels as i64 != v.channels {
+            return Err(Error::config(
+                "data",
+                format!(
+                    "{} has {}x{}x{} images; vae.channels is {} and vae.image_size {} (use a dataset spec with @{})",
+                    data.source_name(),
+                    s.channels,
+                    s.height,
+                    s.width,
+                    v.channels,
+                    v.image_size,
+                    v.image_size
+                ),
+            ));
+        }
+        tch::manual_seed(config.seed as i64);
+        let vae = Vae::new(config, device)?;
+        let opt = AdamW::new(&vae.vs, &[], v.lr, (0.9, 0.999), 0.0);
+        let opt_d = vae.discriminator.as_ref().map(|(dvs, _)| AdamW::new(dvs, &[], v.lr, (0.5, 0.9), 0.0));
+        let dir = RunDir::new(run_dir);
+        let resume_from = if resume { dir.newest(Vae::STAGE)? } else { None };
+        let driver = Driver::new(data, v.batch_size, config.seed, device, dir, v.log_every, Vae::STAGE)?;
+        let mut t = VaeTrainer { vae, opt, opt_d, step: 0, driver, elapsed_before: 0.0, config: config.clone() };
+        if let Some((_, p)) = resume_from {
+            let ck = checkpoint::load(&p)?;
+            if ck.meta.config.vae.image_size != v.image_size
+                || ck.meta.config.vae.channels != v.channels
+                || ck.meta.config.vae.latent != v.latent
+                || std::mem::discriminant(&ck.meta.config.vae.objective) != std::mem::discriminant(&v.objective)
+            {
+                return Err(Error::File {
+                    path: p,
+                    message: "was written for another model configuration; use a new run name".into(),
+                });
+            }
+            t.restore(&ck)?;
+        }
+        t.driver.open_log(t.step)?;
+        Ok(t)
+    }
+
+    fn restore(&mut self, ck: &checkpoint::Checkpoint) -> Result<()> {
+        ck.restore(&self.vae.vs, "")?;
+        let get = |k: &str| ck.optimizer.get(k).map(|t| t.shallow_clone());
+        self.opt.load_state("", &get, ck.meta.optimizer_steps.get("adam").copied().unwrap_or(0))?;
+        if let (Some((dvs, _)), Some(od)) = (&self.vae.discriminator, &mut self.opt_d) {
+            ck.restore(dvs, "")?;
+            od.load_state("d.", &get, ck.meta.optimizer_steps.get("adam_d").copied().unwrap_or(0))?;
+        }
+        self.step = ck.meta.step;
+        self.elapsed_before = ck.meta.elapsed_s;
+        Ok(())
+    }
+
+    /// One update on a fresh batch (and, for FactorVAE, the discriminator's update from the same pass).
+    pub fn train_step(&mut self) -> Result<StepLog> {
+        let t0 = Instant::now();
+        let x = self.driver.batch_with_replacement(self.step)?;
+        let data_ms = t0.elapsed().as_secs_f64() * 1e3;
+        tch::manual_seed(step_seed(self.config.seed, self.step));
+        let out = self.vae.loss(&x, self.step)?;
+        self.opt.zero_grad();
+        out.loss.backward();
+        let mut extra = vec![
+            ("reconstruction".to_string(), out.reconstruction.double_value(&[])),
+            ("kl".to_string(), out.kl.double_value(&[])),
+        ];
+        extra.extend(out.parts.iter().map(|(k, v)| (k.to_string(), v.double_value(&[]))));
+        if let (Some((_, disc)), Some(od)) = (&self.vae.discriminator, &mut self.opt_d) {
+            // The VAE's backward left gradients on the discriminator too: cleared before its own loss.
+            let zd = out.z.detach();
+            let d_loss = losses::discriminator_loss(&disc.forward(&zd), &disc.forward(&losses::shuffle_codes(&zd)));
+            od.zero_grad();
+            d_loss.backward();
+            od.step();
+            extra.push(("disc_loss".into(), d_loss.double_value(&[])));
+        }
+        self.opt.step();
+        let lv = out.loss.double_value(&[]);
+        check_finite(lv, self.step)?;
+        self.step += 1;
+        let log = StepLog {
+            step: self.step,
+            epoch: 0,
+            loss: lv,
+            extra,
+            data_ms,
+            step_ms: t0.elapsed().as_secs_f64() * 1e3 - data_ms,
+        };
+        self.driver.record(log.clone(), self.total_steps())?;
+        Ok(log)
+    }
+
+    /// Parameter updates of the whole run ([`crate::vae::VaeConfig::updates`]).
+    pub fn total_steps(&self) -> usize {
+        self.config.vae.updates()
+    }
+
+    pub fn save(&self) -> Result<PathBuf> {
+        let mut meta = Meta::new(Vae::STAGE, &self.config);
+        meta.step = self.step;
+        meta.optimizer_steps.insert("adam".into(), self.opt.step);
+        let mut opt = self.opt.state("");
+        if let Some(od) = &self.opt_d {
+            meta.optimizer_steps.insert("adam_d".into(), od.step);
+            opt.extend(od.state("d."));
+        }
+        meta.elapsed_s = self.elapsed_before + self.driver.started.elapsed().as_secs_f64();
+        checkpoint::save(&self.driver.stage_dir(), &meta, &self.vae.named_tensors(), &opt, self.config.vae.keep_last)
+    }
+
+    /// Mean of a logged value over the last `window` steps (for notebooks and tests).
+    pub fn recent(&self, key: &str, window: usize) -> Option<f64> {
+        let s = &self.driver.history.steps;
+        let vals: Vec<f64> = s
+            .iter()
+            .rev()
+            .take(window)
+            .filter_map(|l| l.extra.iter().find(|(k, _)| k == key).map(|(_, v)| *v))
+            .collect();
+        (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
+    }
+}
+
+impl Trainer for VaeTrainer {
+    fn stage(&self) -> &str {
+        Vae::STAGE
+    }
+    fn title(&self) -> &str {
+        self.config.vae.objective.name()
+    }
+    fn current_step(&self) -> usize {
+        self.step
+    }
+    fn total_steps(&self) -> usize {
+        VaeTrainer::total_steps(self)
+    }
+    fn checkpoint_every(&self) -> usize {
+        self.config.vae.checkpoint_every
+    }
+    fn train_step(&mut self) -> Result<StepLog> {
+        VaeTrainer::train_step(self)
+    }
+    fn save(&self) -> Result<PathBuf> {
+        VaeTrainer::save(self)
+    }
+    fn history(&self) -> &History {
+        &self.driver.history
+    }
+    fn describe(&self) -> String {
+        let v = &self.config.vae;
+        format!(
+            "{}\ntraining `{}` on {} ({} images, batches of {} drawn with replacement, {} updates{})",
+            crate::display::Show::to_text(&self.vae.summary()),
+            self.config.name,
+            self.config.data,
+            self.driver.data.num_images(),
+            v.batch_size,
+            self.total_steps(),
+            if self.total_steps() != v.steps {
+                format!(" for {} steps, disentanglement_lib's count", v.steps)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// Mean KL per latent dimension on a batch, for displays (collapsed dimensions show ≈ 0).
+pub fn kl_per_dimension(vae: &Vae, images: &tch::Tensor) -> Result<Vec<f64>> {
+    let (mu, lv) = tch::no_grad(|| vae.encode(images))?;
+    let kl = ((mu.square() + lv.exp() - &lv - 1.0) * 0.5).mean_dim(0, false, Kind::Float);
+    Vec::try_from(kl.to_kind(Kind::Double).to_device(Device::Cpu)).map_err(Error::Torch)
+}
