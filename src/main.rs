@@ -66,6 +66,10 @@ enum Command {
     Interchange(generate::InterchangeArgs),
     /// Linear interpolation of all latent units between two images (Fig. 6), fixed x_T.
     Interpolate(generate::InterpolateArgs),
+    /// Images above what a run of any family makes of them (a VAE's decoded posterior mean, an LDM's samples).
+    Reconstruct(generate::ReconstructArgs),
+    /// A VAE run's latent traversals: each latent in turn swept over values, the others at the image's mean.
+    Traverse(generate::TraverseArgs),
     /// DyGA anchors of a checkpoint: table; K, splits, filters and log-likelihood per unit over the refits;
     /// sorted anchor weights and cluster sizes (SVGs in <run>/anchors/).
     Anchors(viz::AnchorsArgs),
@@ -128,6 +132,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Sample(a) => generate::sample(&a, device()?),
         Command::Interchange(a) => generate::interchange(&a, device()?),
         Command::Interpolate(a) => generate::interpolate(&a, device()?),
+        Command::Reconstruct(a) => generate::reconstruct(&a, device()?),
+        Command::Traverse(a) => generate::traverse(&a, device()?),
         Command::Anchors(a) => viz::anchors(&a),
         Command::Attention(a) => viz::attention(&a, device()?),
         Command::AnchorSamples(a) => viz::anchor_samples(&a, device()?),

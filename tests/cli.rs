@@ -631,3 +631,35 @@ fn bench_train_step_takes_a_preset_file_in_a_folder() {
     }));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_vae_baseline_trains_evaluates_and_draws_through_the_same_commands() {
+    let dir = empty_home("vae");
+    let run = dir.join("fvae");
+    let r = run.to_str().unwrap();
+    let set = |kv: &str| ["--set".to_string(), kv.to_string()];
+    let mut args: Vec<String> =
+        ["train", "--config", "cpu-factor-vae", "--out", r].iter().map(|s| s.to_string()).collect();
+    for kv in ["data=\"shapes3d-like:2x2x2x2x2x3@16\"", "vae.image_size=16", "vae.batch_size=8", "vae.steps=4"] {
+        args.extend(set(kv));
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = run_ok(&a);
+    assert!(text.contains("FactorVAE") && text.contains("discriminator"), "{text}");
+    assert!(run.join("vae/step-00000002").is_dir(), "two updates for four disentanglement_lib steps");
+    let text = run_ok(&["eval", r, "--preset", "quick", "--metrics", "mig,factorvae"]);
+    assert!(text.contains("MIG"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval/report.json")).unwrap()).unwrap();
+    assert!(report["representation"].as_str().unwrap().starts_with("10 units of D = 1"), "{report}");
+    run_ok(&["traverse", r, "--values", "-1,0,1"]);
+    run_ok(&["reconstruct", r, "--n", "3"]);
+    for f in ["traversal.png", "reconstructions.png"] {
+        assert!(std::fs::metadata(run.join(f)).unwrap().len() > 100, "{f}");
+    }
+    // LDM-only tools name the run's family.
+    let bad = dydis().args(["sample", r]).output().unwrap();
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && e.contains("`vae` run"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -79,6 +79,26 @@ pub fn method(kind: MethodKind) -> &'static dyn Method {
     }
 }
 
+/// Images `indices` of a source (top row) above what the model makes of them (bottom row), any family: the VAEs'
+/// decoded posterior means, the LDM's conditioned DDIM samples.
+pub fn reconstruction_figure(
+    model: &dyn Model,
+    images: &dyn crate::data::ImageSource,
+    indices: &[usize],
+    seed: u64,
+) -> Result<crate::display::Image> {
+    if indices.is_empty() {
+        return Err(Error::config("images", "no images to reconstruct"));
+    }
+    let x = images.images(indices, model.device())?;
+    let r = model.reconstruct(&x, seed)?;
+    let grid = Tensor::cat(&[x.to_device(Device::Cpu), r.to_device(Device::Cpu)], 0);
+    crate::display::image_grid(
+        &grid,
+        crate::display::GridOptions { ncol: indices.len(), scale: 2, ..Default::default() },
+    )
+}
+
 /// Every registered family, in listing order.
 pub fn all() -> impl Iterator<Item = &'static dyn Method> {
     MethodKind::ALL.iter().map(|&k| method(k))
