@@ -40,9 +40,10 @@ pub mod prelude {
     pub use crate::eval::{self, Booster, Codes, EvalConfig, GbtConfig, Report};
     pub use crate::generate;
     pub use crate::method::{self, Method, Model};
-    pub use crate::model::{Autoencoder, Ldm};
+    pub use crate::model::{vae::Vae, Autoencoder, Ldm};
     pub use crate::run::{self, checkpoint, MethodKind, Run, RunConfig, RunDir};
-    pub use crate::train::{self, AeTrainer, History, LdmTrainer, Trainer};
+    pub use crate::train::{self, AeTrainer, History, LdmTrainer, Trainer, VaeTrainer};
+    pub use crate::vae::{self, Objective, VaeConfig};
     pub use crate::viz::{
         self, anchor_plots, anchor_samples, attention_maps, project_units, AnchorSamplesOptions, AttentionOptions,
     };

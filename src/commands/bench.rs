@@ -38,6 +38,21 @@ pub enum BenchWhat {
         #[arg(long, default_value = "runs/bench/train-step.json")]
         out: PathBuf,
     },
+    /// Time per training step of the VAE baselines (β-VAE, FactorVAE at batch 64, 64 px) against the same networks
+    /// in PyTorch eager.
+    VaeStep {
+        #[arg(long, value_delimiter = ',', default_value = "study-beta-vae,study-factor-vae")]
+        presets: Vec<String>,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Skip the PyTorch reference.
+        #[arg(long)]
+        no_reference: bool,
+        #[arg(long, default_value = "runs/bench/vae-step.json")]
+        out: PathBuf,
+    },
     /// The metric suite at the paper's sample counts (Shapes3D-sized grid) and the downstream task (MPI3D-sized).
     Eval {
         /// A tenth of the sample counts.
@@ -92,6 +107,17 @@ pub fn bench(what: BenchWhat, device: DeviceSpec) -> Result<i32> {
                 work_dir: out.parent().unwrap_or(Path::new(".")).to_path_buf(),
             };
             (bench::train_step::run(&opts)?, out)
+        }
+        BenchWhat::VaeStep { presets, warmup, steps, no_reference, out } => {
+            let opts = bench::vae_step::Options {
+                presets,
+                warmup,
+                steps,
+                device: device.resolve()?,
+                reference: (!no_reference).then(bench_reference),
+                work_dir: out.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            };
+            (bench::vae_step::run(&opts)?, out)
         }
         BenchWhat::Eval { quick, out } => (bench::eval::run(quick)?, out),
         BenchWhat::Data { images, no_formats, cars3d_objects, celeba_images, out } => {

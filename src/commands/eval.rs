@@ -127,6 +127,9 @@ pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
         let out = a.out.clone().unwrap_or_else(|| run.dir.eval_dir());
         (eval::evaluate_model_into(run.model.as_ref(), run.images.as_ref(), &opts, &out)?, out)
     };
+    if let Some(s) = report.seconds.get("extraction") {
+        println!("representations extracted in {s:.1} s");
+    }
     println!("{}", report.to_text());
     if let Some(d) = report.details.get("tad") {
         let t: eval::TadResult = serde_json::from_value(d.clone()).context("TAD details")?;

@@ -5,6 +5,7 @@ pub mod anchors;
 pub mod data;
 pub mod eval;
 pub mod train_step;
+pub mod vae_step;
 
 use crate::fs::write_atomic;
 use crate::{Error, Result};

@@ -141,13 +141,7 @@ fn evaluate_forms(
         let dir = out.map(|o| if i == 0 { o.to_path_buf() } else { o.join("raw") });
         let t = Instant::now();
         let latents = represent::extract(model, images, &indices, opts.batch, aligned)?;
-        eprintln!(
-            "extracted {} x {:?} {} in {:.1} s",
-            indices.len(),
-            &latents.size()[1..],
-            form_name(aligned),
-            t.elapsed().as_secs_f64()
-        );
+        let extract_seconds = t.elapsed().as_secs_f64();
         if let Some(d) = &dir {
             represent::save_npz(&d.join("representation.npz"), &latents)?;
         }
@@ -158,6 +152,7 @@ fn evaluate_forms(
             }
         };
         report.protocol = protocol_text(aligned, forms.len() > 1);
+        report.seconds.insert("extraction".into(), extract_seconds);
         if let Some(d) = &dir {
             report.write(d)?;
         }
@@ -267,16 +262,7 @@ pub fn represent_grid(model: &dyn Model, images: &dyn ImageSource, opts: &ModelE
     opts.config.validate()?;
     let space = grid_of(images, opts)?;
     let idx: Vec<usize> = (0..space.len()).collect();
-    let t = Instant::now();
-    let latents = represent::extract(model, images, &idx, opts.batch, aligned)?;
-    eprintln!(
-        "extracted {} x {:?} {} in {:.1} s",
-        space.len(),
-        &latents.size()[1..],
-        form_name(aligned),
-        t.elapsed().as_secs_f64()
-    );
-    Ok(latents)
+    represent::extract(model, images, &idx, opts.batch, aligned)
 }
 
 /// The metric report of a representation `[n, N, D]` whose rows are the grid's indices (`aligned` names the form).

@@ -2,7 +2,7 @@
 //! adds its discriminator's update from the same forward pass and batch (disentanglement_lib's grouped train op).
 use super::trainer::{check_finite, step_seed, Driver};
 use super::{History, StepLog, Trainer};
-use crate::model::vae::Vae;
+use crate::model::vae::{Vae, VaeLoss};
 use crate::nn::optim::AdamW;
 use crate::run::checkpoint::{self, Meta};
 use crate::run::config::RunConfig;
@@ -48,8 +48,7 @@ impl VaeTrainer {
         }
         tch::manual_seed(config.seed as i64);
         let vae = Vae::new(config, device)?;
-        let opt = AdamW::new(&vae.vs, &[], v.lr, (0.9, 0.999), 0.0);
-        let opt_d = vae.discriminator.as_ref().map(|(dvs, _)| AdamW::new(dvs, &[], v.lr, (0.5, 0.9), 0.0));
+        let (opt, opt_d) = vae_optimizers(&vae);
         let dir = RunDir::new(run_dir);
         let resume_from = if resume { dir.newest(Vae::STAGE)? } else { None };
         let driver = Driver::new(data, v.batch_size, config.seed, device, dir, v.log_every, Vae::STAGE)?;
@@ -91,24 +90,15 @@ impl VaeTrainer {
         let x = self.driver.batch_with_replacement(self.step)?;
         let data_ms = t0.elapsed().as_secs_f64() * 1e3;
         tch::manual_seed(step_seed(self.config.seed, self.step));
-        let out = self.vae.loss(&x, self.step)?;
-        self.opt.zero_grad();
-        out.loss.backward();
+        let (out, d_loss) = vae_step(&self.vae, &mut self.opt, self.opt_d.as_mut(), &x, self.step)?;
         let mut extra = vec![
             ("reconstruction".to_string(), out.reconstruction.double_value(&[])),
             ("kl".to_string(), out.kl.double_value(&[])),
         ];
         extra.extend(out.parts.iter().map(|(k, v)| (k.to_string(), v.double_value(&[]))));
-        if let (Some((_, disc)), Some(od)) = (&self.vae.discriminator, &mut self.opt_d) {
-            // The VAE's backward left gradients on the discriminator too: cleared before its own loss.
-            let zd = out.z.detach();
-            let d_loss = losses::discriminator_loss(&disc.forward(&zd), &disc.forward(&losses::shuffle_codes(&zd)));
-            od.zero_grad();
-            d_loss.backward();
-            od.step();
-            extra.push(("disc_loss".into(), d_loss.double_value(&[])));
+        if let Some(d) = d_loss {
+            extra.push(("disc_loss".into(), d));
         }
-        self.opt.step();
         let lv = out.loss.double_value(&[]);
         check_finite(lv, self.step)?;
         self.step += 1;
@@ -197,6 +187,44 @@ impl Trainer for VaeTrainer {
             }
         )
     }
+}
+
+/// The optimisers of a VAE: Adam (β 0.9, 0.999) over the encoder and decoder and, for FactorVAE, Adam (β 0.5, 0.9)
+/// over the discriminator, both at `vae.lr`.
+pub fn vae_optimizers(vae: &Vae) -> (AdamW, Option<AdamW>) {
+    let lr = vae.config.vae.lr;
+    (
+        AdamW::new(&vae.vs, &[], lr, (0.9, 0.999), 0.0),
+        vae.discriminator.as_ref().map(|(dvs, _)| AdamW::new(dvs, &[], lr, (0.5, 0.9), 0.0)),
+    )
+}
+
+/// One update on a batch (images in [−1, 1]) at step `step`: the loss, backward, and for FactorVAE the
+/// discriminator's loss on the same pass's codes (detached) and their column-wise permutation, backward, its update;
+/// then the VAE's update. The trainer and `dydis bench vae-step` both run exactly this. Returns the loss parts and
+/// the discriminator's loss.
+pub fn vae_step(
+    vae: &Vae,
+    opt: &mut AdamW,
+    opt_d: Option<&mut AdamW>,
+    images: &tch::Tensor,
+    step: usize,
+) -> Result<(VaeLoss, Option<f64>)> {
+    let out = vae.loss(images, step)?;
+    opt.zero_grad();
+    out.loss.backward();
+    let mut d = None;
+    if let (Some((_, disc)), Some(od)) = (&vae.discriminator, opt_d) {
+        // The VAE's backward left gradients on the discriminator too: cleared before its own loss.
+        let zd = out.z.detach();
+        let d_loss = losses::discriminator_loss(&disc.forward(&zd), &disc.forward(&losses::shuffle_codes(&zd)));
+        od.zero_grad();
+        d_loss.backward();
+        od.step();
+        d = Some(d_loss.double_value(&[]));
+    }
+    opt.step();
+    Ok((out, d))
 }
 
 /// Mean KL per latent dimension on a batch, for displays (collapsed dimensions show ≈ 0).
