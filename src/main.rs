@@ -67,7 +67,7 @@ enum Command {
     /// Linear interpolation of all latent units between two images (Fig. 6), fixed x_T.
     Interpolate(generate::InterpolateArgs),
     /// Images above what a run of any family makes of them (a VAE's decoded posterior mean, an LDM's samples).
-    Reconstruct(generate::ReconstructArgs),
+    Reconstruct(generate::SampleArgs),
     /// A VAE run's latent traversals: each latent in turn swept over values, the others at the image's mean.
     Traverse(generate::TraverseArgs),
     /// DyGA anchors of a checkpoint: table; K, splits, filters and log-likelihood per unit over the refits;

@@ -1,10 +1,35 @@
 //! `dydis bench <what>`: every benchmark lives in `dydis_core::bench`; this writes its JSON.
 use crate::common::bench_reference;
 use anyhow::Result;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use dydis_core::bench;
 use dydis_core::device::DeviceSpec;
 use std::path::{Path, PathBuf};
+
+/// The timing options of the training-step benchmarks.
+#[derive(Args)]
+pub struct StepArgs {
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Skip the PyTorch reference.
+    #[arg(long)]
+    no_reference: bool,
+}
+
+impl StepArgs {
+    fn options(&self, presets: Vec<String>, out: &Path, device: tch::Device) -> bench::StepOptions {
+        bench::StepOptions {
+            presets,
+            warmup: self.warmup,
+            steps: self.steps,
+            device,
+            reference: (!self.no_reference).then(bench_reference),
+            work_dir: out.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        }
+    }
+}
 
 #[derive(Subcommand)]
 pub enum BenchWhat {
@@ -28,13 +53,8 @@ pub enum BenchWhat {
         /// Preset names or TOML files.
         #[arg(long, value_delimiter = ',', default_value = "smoke,cpu-quick")]
         presets: Vec<String>,
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-        /// Skip the PyTorch reference.
-        #[arg(long)]
-        no_reference: bool,
+        #[command(flatten)]
+        step: StepArgs,
         #[arg(long, default_value = "runs/bench/train-step.json")]
         out: PathBuf,
     },
@@ -43,13 +63,8 @@ pub enum BenchWhat {
     VaeStep {
         #[arg(long, value_delimiter = ',', default_value = "study-beta-vae,study-factor-vae")]
         presets: Vec<String>,
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-        /// Skip the PyTorch reference.
-        #[arg(long)]
-        no_reference: bool,
+        #[command(flatten)]
+        step: StepArgs,
         #[arg(long, default_value = "runs/bench/vae-step.json")]
         out: PathBuf,
     },
@@ -97,27 +112,11 @@ pub fn bench(what: BenchWhat, device: DeviceSpec) -> Result<i32> {
                 out,
             )
         }
-        BenchWhat::TrainStep { presets, warmup, steps, no_reference, out } => {
-            let opts = bench::train_step::Options {
-                presets,
-                warmup,
-                steps,
-                device: device.resolve()?,
-                reference: (!no_reference).then(bench_reference),
-                work_dir: out.parent().unwrap_or(Path::new(".")).to_path_buf(),
-            };
-            (bench::train_step::run(&opts)?, out)
+        BenchWhat::TrainStep { presets, step, out } => {
+            (bench::train_step::run(&step.options(presets, &out, device.resolve()?))?, out)
         }
-        BenchWhat::VaeStep { presets, warmup, steps, no_reference, out } => {
-            let opts = bench::vae_step::Options {
-                presets,
-                warmup,
-                steps,
-                device: device.resolve()?,
-                reference: (!no_reference).then(bench_reference),
-                work_dir: out.parent().unwrap_or(Path::new(".")).to_path_buf(),
-            };
-            (bench::vae_step::run(&opts)?, out)
+        BenchWhat::VaeStep { presets, step, out } => {
+            (bench::vae_step::run(&step.options(presets, &out, device.resolve()?))?, out)
         }
         BenchWhat::Eval { quick, out } => (bench::eval::run(quick)?, out),
         BenchWhat::Data { images, no_formats, cars3d_objects, celeba_images, out } => {

@@ -11,7 +11,7 @@ use tch::Device;
 pub struct SampleArgs {
     #[command(flatten)]
     pub gen: GenArgs,
-    /// Dataset indices to condition on (default: --n random ones).
+    /// Dataset indices (default: --n random ones).
     #[arg(long, value_delimiter = ',')]
     pub images: Vec<usize>,
     #[arg(long, default_value_t = 8)]
@@ -81,17 +81,6 @@ pub fn interpolate(a: &InterpolateArgs, device: Device) -> Result<i32> {
 }
 
 #[derive(Args)]
-pub struct ReconstructArgs {
-    #[command(flatten)]
-    pub gen: GenArgs,
-    /// Dataset indices (default: --n random ones).
-    #[arg(long, value_delimiter = ',')]
-    pub images: Vec<usize>,
-    #[arg(long, default_value_t = 8)]
-    pub n: usize,
-}
-
-#[derive(Args)]
 pub struct TraverseArgs {
     #[command(flatten)]
     pub gen: GenArgs,
@@ -106,7 +95,7 @@ pub struct TraverseArgs {
 }
 
 /// Images above what the model makes of them, any family.
-pub fn reconstruct(a: &ReconstructArgs, device: Device) -> Result<i32> {
+pub fn reconstruct(a: &SampleArgs, device: Device) -> Result<i32> {
     let run = a.gen.open(device)?;
     let ds = run.images.as_ref();
     let idx = if a.images.is_empty() { generate::pick(ds, a.n, a.gen.seed) } else { a.images.clone() };

@@ -10,6 +10,21 @@ pub mod vae_step;
 use crate::fs::write_atomic;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// What a training-step benchmark times (`train_step`, `vae_step`).
+#[derive(Debug, Clone)]
+pub struct StepOptions {
+    /// Preset names or TOML files.
+    pub presets: Vec<String>,
+    pub warmup: usize,
+    pub steps: usize,
+    pub device: Device,
+    /// The PyTorch reference (None: dydis only).
+    pub reference: Option<Reference>,
+    /// Where the reference's configuration and result files go.
+    pub work_dir: PathBuf,
+}
 
 /// A reference implementation run as a separate process: a Python interpreter (the set-up's venv) and the
 /// folder holding the reference scripts (`bench/` at the top of the repository).

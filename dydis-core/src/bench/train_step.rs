@@ -12,18 +12,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// What to time.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Preset names or TOML files.
-    pub presets: Vec<String>,
-    pub warmup: usize,
-    pub steps: usize,
-    pub device: Device,
-    /// The PyTorch reference (None: dydis only).
-    pub reference: Option<Reference>,
-    /// Where the reference's configuration and result files go.
-    pub work_dir: std::path::PathBuf,
-}
+pub type Options = super::StepOptions;
 
 /// The reference script's JSON description of a model.
 fn reference_config(cfg: &RunConfig) -> Result<serde_json::Value> {

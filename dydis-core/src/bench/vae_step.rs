@@ -2,7 +2,7 @@
 //! sampled code, decoder, Bernoulli loss and the objective, backward, Adam; FactorVAE's discriminator update from
 //! the same pass) at the study's size (batch 64, 64 px), side by side with the same networks in PyTorch eager
 //! (`bench/vae_step_ref.py`) at the same thread count. Parameter counts must agree.
-use super::{stats, Reference};
+use super::stats;
 use crate::model::vae::Vae;
 use crate::nn::param_count;
 use crate::run::config::RunConfig;
@@ -12,17 +12,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// What to time.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// VAE presets (default: study-beta-vae and study-factor-vae).
-    pub presets: Vec<String>,
-    pub warmup: usize,
-    pub steps: usize,
-    pub device: Device,
-    pub reference: Option<Reference>,
-    /// Where the reference's result files go.
-    pub work_dir: std::path::PathBuf,
-}
+pub type Options = super::StepOptions;
 
 fn time_steps(cfg: &RunConfig, device: Device, warmup: usize, steps: usize) -> Result<(Vec<f64>, Vae)> {
     tch::manual_seed(0);
