@@ -26,6 +26,16 @@ pub struct StepOptions {
     pub work_dir: PathBuf,
 }
 
+impl StepOptions {
+    /// The reference scripts' timing flags: `--steps`, `--warmup`, `--threads` as this run uses them.
+    pub fn timing_args(&self, threads: i32) -> Vec<String> {
+        ["--steps", &self.steps.to_string(), "--warmup", &self.warmup.to_string(), "--threads", &threads.to_string()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+}
+
 /// A reference implementation run as a separate process: a Python interpreter (the set-up's venv) and the
 /// folder holding the reference scripts (`bench/` at the top of the repository).
 #[derive(Debug, Clone)]

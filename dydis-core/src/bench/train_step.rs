@@ -131,12 +131,6 @@ fn reference_runs(
         let args: Vec<String> = [
             "--config",
             &cfg_path.to_string_lossy(),
-            "--steps",
-            &opts.steps.to_string(),
-            "--warmup",
-            &opts.warmup.to_string(),
-            "--threads",
-            &threads.to_string(),
             "--device",
             if opts.device.is_cuda() { "cuda" } else { "cpu" },
             "--attn",
@@ -146,6 +140,7 @@ fn reference_runs(
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(opts.timing_args(threads))
         .collect();
         entry[format!("pytorch_{attn}")] = r.run("train_step_ref.py", &args, &res, true)?;
     }

@@ -75,17 +75,12 @@ pub fn run(opts: &Options) -> Result<serde_json::Value> {
                 &v.batch_size.to_string(),
                 "--latent",
                 &v.latent.to_string(),
-                "--steps",
-                &opts.steps.to_string(),
-                "--warmup",
-                &opts.warmup.to_string(),
-                "--threads",
-                &threads.to_string(),
                 "--out",
                 &out.to_string_lossy(),
             ]
             .iter()
             .map(|s| s.to_string())
+            .chain(opts.timing_args(threads))
             .collect();
             let res = r.run("vae_step_ref.py", &args, &out, false)?;
             if res["params"] != entry["params"] {
