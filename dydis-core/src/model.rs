@@ -1,5 +1,5 @@
-//! The assembled models: `Autoencoder` (first stage + discriminator, trained by `train-ae`) and `Ldm` (frozen first
-//! stage, latent-unit extractor, conditional U-Net and its EMA copy). The conditioning path is
+//! The assembled models: `Autoencoder` (first stage + discriminator, trained by `train-ae`), `Ldm` (frozen first
+//! stage, latent-unit extractor, conditional U-Net and its EMA copy) and, in `vae`, the VAE baselines. The conditioning path is
 //! images → extractor → c → [`Ldm::condition`] (where DyGA alignment plugs in) → c̃ → U-Net cross-attention.
 pub mod vae;
 
