@@ -1,6 +1,7 @@
 //! The assembled models: `Autoencoder` (first stage + discriminator, trained by `train-ae`), `Ldm` (frozen first
-//! stage, latent-unit extractor, conditional U-Net and its EMA copy) and, in `vae`, the VAE baselines. The conditioning path is
-//! images → extractor → c → [`Ldm::condition`] (where DyGA alignment plugs in) → c̃ → U-Net cross-attention.
+//! stage, latent-unit extractor, conditional U-Net and its EMA copy) and, in `vae`, the VAE baselines. The LDM's
+//! conditioning path is images → extractor → c → [`Ldm::condition`] (where DyGA alignment plugs in) → c̃ → U-Net
+//! cross-attention.
 pub mod vae;
 
 use crate::diffusion::{l1_loss, Ddim, Schedule};
