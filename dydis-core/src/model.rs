@@ -171,11 +171,16 @@ impl Ldm {
     pub fn condition_with_stats(&self, units: &Tensor, train: bool) -> Result<(Tensor, AlignStats)> {
         let d = &self.config.dyga;
         match &self.anchors {
-            Some(a) if d.enabled && d.align != AlignMode::Off && (train || d.align_at_eval) => {
-                align(units, a, d.align, d.lambda, d.tau, train)
-            }
+            Some(a) if self.aligns(train) => align(units, a, d.align, d.lambda, d.tau, train),
             _ => Ok((units.shallow_clone(), AlignStats::default())),
         }
+    }
+
+    /// Whether the conditioning step aligns, in training or at evaluation: DyGA on, an alignment mode, anchors
+    /// fitted, and at evaluation `dyga.align_at_eval`.
+    pub fn aligns(&self, train: bool) -> bool {
+        let d = &self.config.dyga;
+        self.anchors.is_some() && d.enabled && d.align != AlignMode::Off && (train || d.align_at_eval)
     }
 
     /// The training loss on a batch of images: ε-prediction L1 at uniform random timesteps.

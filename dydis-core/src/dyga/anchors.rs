@@ -272,25 +272,35 @@ fn seed_means(x: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> (Tensor, usize) {
     (uniq.index_select(0, &Tensor::from_slice(&chosen)).to_device(x.device()), u)
 }
 
-/// `k` distinct rows of `x` drawn uniformly (fewer when `x` has fewer distinct rows), and the number of distinct rows.
-fn random_rows(x: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> (Tensor, usize) {
+/// `k` distinct rows of `x` drawn uniformly as means (fewer when `x` has fewer distinct rows), identity
+/// covariances, equal weights: the released code's start, for the initial mixture and for a split's children. Also
+/// returns the number of distinct rows.
+pub(super) fn random_rows_mixture(x: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> (Mixture, usize) {
     let uniq = x.to_device(Device::Cpu).unique_dim(0, false, false, false).0;
     let u = uniq.size()[0] as usize;
     let idx: Vec<i64> = rand::seq::index::sample(rng, u, k.min(u)).into_iter().map(|i| i as i64).collect();
-    (uniq.index_select(0, &Tensor::from_slice(&idx)).to_device(x.device()), u)
+    let means = uniq.index_select(0, &Tensor::from_slice(&idx)).to_device(x.device());
+    let (k, d) = (means.size()[0], x.size()[1]);
+    let mixture = Mixture {
+        weights: Tensor::full([k], 1.0 / k as f64, (x.kind(), x.device())),
+        means,
+        covs: Tensor::eye(d, (x.kind(), x.device())).unsqueeze(0).repeat([k, 1, 1]),
+        dims: vec![d; k as usize],
+    };
+    (mixture, u)
 }
 
-/// The initial mixture: k-means++ means with the global covariance, or (as the released code) distinct random rows
-/// with identity covariances; equal weights.
+/// The initial mixture: k-means++ means with the global covariance and equal weights, or the released code's
+/// [`random_rows_mixture`].
 fn init_mixture(x: &Tensor, k: usize, cfg: &DygaConfig, rng: &mut ChaCha8Rng) -> (Mixture, usize) {
-    let (means, distinct) =
-        if cfg.init == InitMethod::RandomRows { random_rows(x, k, rng) } else { seed_means(x, k, rng) };
+    if cfg.init == InitMethod::RandomRows {
+        return random_rows_mixture(x, k, rng);
+    }
+    let (means, distinct) = seed_means(x, k, rng);
     let k = means.size()[0];
     let d = x.size()[1];
     let eye = Tensor::eye(d, (x.kind(), x.device()));
-    let cov = if cfg.init == InitMethod::RandomRows {
-        eye.shallow_clone()
-    } else if x.size()[0] > 1 {
+    let cov = if x.size()[0] > 1 {
         x.transpose(0, 1).cov(1, None::<Tensor>, None::<Tensor>).view([d, d]) + &eye * cfg.reg.max(1e-6)
     } else {
         &eye * cfg.reg.max(1e-6)
@@ -331,16 +341,9 @@ fn em_from_start(m0: Mixture, x: &Tensor, opt: &EmOptions) -> Result<(Mixture, V
 /// Two children for a cluster, by `how`: two distinct random rows with identity covariances (the released code), or
 /// [`principal_axis_children`]. Equal weights; a one-component mixture when the cluster has one distinct row.
 fn split_init(x: &Tensor, reg: f64, how: InitMethod, rng: &mut ChaCha8Rng) -> Mixture {
-    if how != InitMethod::RandomRows {
-        return principal_axis_children(x, reg);
-    }
-    let (means, _) = random_rows(x, 2, rng);
-    let (k, d) = (means.size()[0], x.size()[1]);
-    Mixture {
-        weights: Tensor::full([k], 1.0 / k as f64, (x.kind(), x.device())),
-        means,
-        covs: Tensor::eye(d, (x.kind(), x.device())).unsqueeze(0).repeat([k, 1, 1]),
-        dims: vec![d; k as usize],
+    match how {
+        InitMethod::RandomRows => random_rows_mixture(x, 2, rng).0,
+        _ => principal_axis_children(x, reg),
     }
 }
 

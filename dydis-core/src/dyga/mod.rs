@@ -21,6 +21,15 @@ use serde::{Deserialize, Serialize};
 /// The released driver fits a random tenth of a unit's rows above this many.
 pub const RELEASED_SUBSAMPLE_ABOVE: usize = 100_000;
 
+/// How many of a unit's `n` rows the released driver fits: all up to 100,000, a tenth above.
+pub fn released_fit_rows(n: usize) -> usize {
+    if n > RELEASED_SUBSAMPLE_ABOVE {
+        n / 10
+    } else {
+        n
+    }
+}
+
 /// DyGA settings (defaults: docs/architecture.md and the paper).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -201,8 +210,7 @@ impl DygaConfig {
 
     /// How many of `n` rows enter a unit's fit.
     pub fn fit_rows(&self, n: usize) -> usize {
-        let cap = self.max_fit_samples.unwrap_or(if n > RELEASED_SUBSAMPLE_ABOVE { n / 10 } else { n });
-        n.min(cap)
+        n.min(self.max_fit_samples.unwrap_or_else(|| released_fit_rows(n)))
     }
 
     pub fn em_options(&self) -> EmOptions {

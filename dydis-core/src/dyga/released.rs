@@ -10,7 +10,7 @@
 //! fresh subsample up to 20 times (then keeps the half-fitted object); here EM drops a component that lost its
 //! mass (recorded in the events), and a fit that still fails is retried on a fresh subsample up to 20 times and
 //! then reported as an error, never kept half-fitted.
-use super::anchors::{hard_clusters, record_em, Normalisation, UnitAnchors};
+use super::anchors::{hard_clusters, random_rows_mixture, record_em, Normalisation, UnitAnchors};
 use super::gmm::{CovModel, EmOptions, Mixture};
 use super::{DygaConfig, Event};
 use crate::{Error, Result};
@@ -19,7 +19,6 @@ use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-use super::RELEASED_SUBSAMPLE_ABOVE as SUBSAMPLE_ABOVE;
 /// Fresh subsamples the released driver tries before it gives up.
 const RETRIES: usize = 20;
 
@@ -30,11 +29,12 @@ pub fn select_anchors_released(unit: usize, raw: &Tensor, cfg: &DygaConfig, seed
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (unit as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let norm = Normalisation::fit(raw, true);
     let all = norm.apply(raw);
-    let tries = if n > SUBSAMPLE_ABOVE { RETRIES } else { 1 };
+    let rows = super::released_fit_rows(n);
+    let tries = if rows < n { RETRIES } else { 1 };
     let mut last_error = None;
     for _ in 0..tries {
-        let x = if n > SUBSAMPLE_ABOVE {
-            let idx: Vec<i64> = rand::seq::index::sample(&mut rng, n, n / 10).into_iter().map(|i| i as i64).collect();
+        let x = if rows < n {
+            let idx: Vec<i64> = rand::seq::index::sample(&mut rng, n, rows).into_iter().map(|i| i as i64).collect();
             all.index_select(0, &Tensor::from_slice(&idx).to_device(all.device()))
         } else {
             all.shallow_clone()
@@ -172,22 +172,6 @@ fn fit(unit: usize, x: &Tensor, cfg: &DygaConfig, rng: &mut ChaCha8Rng) -> Resul
     record_em(&mut events, &mut ll, "final", &tr);
     let ids = tr.kept.iter().map(|&k| ids[k]).collect();
     Ok((m, ids, events, ll))
-}
-
-/// `k` distinct random rows as means, identity covariances, equal weights; and the number of distinct rows.
-fn random_rows_mixture(x: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> (Mixture, usize) {
-    let uniq = x.to_device(Device::Cpu).unique_dim(0, false, false, false).0;
-    let u = uniq.size()[0] as usize;
-    let idx: Vec<i64> = rand::seq::index::sample(rng, u, k.min(u)).into_iter().map(|i| i as i64).collect();
-    let means = uniq.index_select(0, &Tensor::from_slice(&idx)).to_device(x.device());
-    let (k, d) = (means.size()[0], x.size()[1]);
-    let mixture = Mixture {
-        weights: Tensor::full([k], 1.0 / k as f64, (x.kind(), x.device())),
-        means,
-        covs: Tensor::eye(d, (x.kind(), x.device())).unsqueeze(0).repeat([k, 1, 1]),
-        dims: vec![d; k as usize],
-    };
-    (mixture, u)
 }
 
 /// Density of every component's hard cluster (mean distance to the cluster's own mean; NaN when empty).

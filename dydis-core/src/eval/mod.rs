@@ -17,9 +17,7 @@ pub mod represent;
 pub use downstream::{downstream, DownstreamResult};
 pub use gbt::{Booster, GbtConfig};
 pub use metrics::*;
-pub use model_eval::{
-    evaluate_model, evaluate_model_into, evaluate_representation, represent_grid, FidRequest, ModelEval, Units,
-};
+pub use model_eval::{evaluate_model, evaluate_model_into, evaluate_representation, FidRequest, ModelEval, Units};
 pub use report::{compare, evaluate, paper_results, EvalConfig, Report};
 
 use crate::data::FactorSpace;

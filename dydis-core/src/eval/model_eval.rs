@@ -256,15 +256,6 @@ fn grid_of<'a>(images: &'a dyn ImageSource, opts: &ModelEval) -> Result<&'a Fact
     Ok(space)
 }
 
-/// The representation `[n, N, D]` of every image of a ground-truth grid, row i for grid index i, raw or aligned (the
-/// evaluation configuration is validated first, so that a bad value fails before the extraction).
-pub fn represent_grid(model: &dyn Model, images: &dyn ImageSource, opts: &ModelEval, aligned: bool) -> Result<Tensor> {
-    opts.config.validate()?;
-    let space = grid_of(images, opts)?;
-    let idx: Vec<usize> = (0..space.len()).collect();
-    represent::extract(model, images, &idx, opts.batch, aligned)
-}
-
 /// The metric report of a representation `[n, N, D]` whose rows are the grid's indices (`aligned` names the form).
 pub fn evaluate_representation(
     latents: &Tensor,

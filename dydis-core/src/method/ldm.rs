@@ -97,8 +97,7 @@ impl Model for Ldm {
     }
 
     fn has_aligned_form(&self) -> bool {
-        let d = &self.config.dyga;
-        d.enabled && d.align != crate::dyga::AlignMode::Off && d.align_at_eval && self.anchors.is_some()
+        self.aligns(false)
     }
 
     /// DDIM samples (the run's `sample` settings) conditioned on the images' latent units.

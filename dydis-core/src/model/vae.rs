@@ -53,6 +53,11 @@ impl Vae {
 
     /// Images in [−1, 1] → the posterior's (mean, log-variance) `[B, latent]`.
     pub fn encode(&self, images: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok(self.encoder.forward(&self.unit_range(images)?))
+    }
+
+    /// Images in [−1, 1] of the configured shape → the networks' [0, 1] on the model's device.
+    fn unit_range(&self, images: &Tensor) -> Result<Tensor> {
         let v = &self.config.vae;
         let s = images.size();
         if s.len() != 4 || s[1] != v.channels || s[2] != v.image_size || s[3] != v.image_size {
@@ -61,7 +66,7 @@ impl Vae {
                 expected: format!("[B, {}, {}, {}] images", v.channels, v.image_size, v.image_size),
             });
         }
-        Ok(self.encoder.forward(&((images.to_device(self.device) + 1.0) * 0.5)))
+        Ok((images.to_device(self.device) + 1.0) * 0.5)
     }
 
     /// The codes the metrics read `[B, latent]`: the posterior mean, or a sample (`vae.representation`).
@@ -81,8 +86,8 @@ impl Vae {
     /// The training loss on a batch (images in [−1, 1]) at optimisation step `step`: Bernoulli reconstruction of a
     /// sampled code plus the objective's regularizer.
     pub fn loss(&self, images: &Tensor, step: usize) -> Result<VaeLoss> {
-        let x = (images.to_device(self.device) + 1.0) * 0.5;
-        let (mu, logvar) = self.encode(images)?;
+        let x = self.unit_range(images)?;
+        let (mu, logvar) = self.encoder.forward(&x);
         let z = &mu + (&logvar * 0.5).exp() * mu.randn_like();
         let reconstruction = losses::reconstruction(&self.decoder.forward(&z), &x);
         let kl = losses::gaussian_kl(&mu, &logvar);

@@ -6,7 +6,7 @@ mod trainer;
 mod vae;
 
 pub use trainer::{ldm_optimizers, ldm_step, AeTrainer, History, LdmTrainer, Outcome, StepLog};
-pub use vae::{kl_per_dimension, vae_optimizers, vae_step, VaeTrainer};
+pub use vae::{vae_optimizers, vae_step, VaeTrainer};
 
 use crate::Result;
 use std::path::PathBuf;

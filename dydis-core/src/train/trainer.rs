@@ -5,7 +5,7 @@ use crate::model::{restore_ldm, Autoencoder, Ldm, LossParts};
 use crate::nn::autoencoder::{adaptive_weight, hinge_d_loss};
 use crate::nn::optim::{AdamW, Ema};
 use crate::run::checkpoint::{self, Meta};
-use crate::run::config::RunConfig;
+use crate::run::config::{MethodKind, RunConfig};
 use crate::run::dir::RunDir;
 use crate::{Error, Result};
 use rand::seq::SliceRandom;
@@ -284,15 +284,24 @@ pub(super) fn check_finite(loss: f64, step: usize) -> Result<()> {
     }
 }
 
-fn open_data(config: &RunConfig) -> Result<Arc<dyn ImageSource>> {
-    let ds = data::open_images(&config.data, config.model.image_size as usize)?;
+/// The run's images at its model's size, refused (naming the settings) when their shape does not fit the family:
+/// the LDM takes 1 or 3 channels, a VAE exactly `vae.channels`.
+pub(super) fn open_data(config: &RunConfig) -> Result<Arc<dyn ImageSource>> {
+    let want = config.image_size() as usize;
+    let ds = data::open_images(&config.data, want)?;
     let s = ds.shape();
-    let want = config.model.image_size as usize;
-    if s.height != want || s.width != want || (s.channels != 3 && s.channels != 1) {
+    let (channels_fit, settings) = match config.method {
+        MethodKind::Ldm => (s.channels == 3 || s.channels == 1, format!("model.image_size is {want}")),
+        MethodKind::Vae => (
+            s.channels as i64 == config.vae.channels,
+            format!("vae.channels is {} and vae.image_size {want}", config.vae.channels),
+        ),
+    };
+    if s.height != want || s.width != want || !channels_fit {
         return Err(Error::config(
             "data",
             format!(
-                "{} has {}x{}x{} images; model.image_size is {want} (use a dataset spec with @{want})",
+                "{} has {}x{}x{} images; {settings} (use a dataset spec with @{want})",
                 ds.source_name(),
                 s.channels,
                 s.height,

@@ -1,6 +1,6 @@
 //! The VAE baselines' trainer: Adam (1e-4, β 0.9/0.999) on batches drawn with replacement, one stage `vae`; FactorVAE
 //! adds its discriminator's update from the same forward pass and batch (disentanglement_lib's grouped train op).
-use super::trainer::{check_finite, step_seed, Driver};
+use super::trainer::{check_finite, open_data, step_seed, Driver};
 use super::{History, StepLog, Trainer};
 use crate::model::vae::{Vae, VaeLoss};
 use crate::nn::optim::AdamW;
@@ -11,7 +11,7 @@ use crate::vae::losses;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Device, Kind};
+use tch::Device;
 
 pub struct VaeTrainer {
     pub vae: Vae,
@@ -29,23 +29,7 @@ impl VaeTrainer {
     pub fn new(config: &RunConfig, device: Device, run_dir: &Path, resume: bool) -> Result<Self> {
         crate::device::tune_allocator();
         let v = &config.vae;
-        let data = crate::data::open_images(&config.data, v.image_size as usize)?;
-        let s = data.shape();
-        if s.height as i64 != v.image_size || s.width as i64 != v.image_size || s.channels as i64 != v.channels {
-            return Err(Error::config(
-                "data",
-                format!(
-                    "{} has {}x{}x{} images; vae.channels is {} and vae.image_size {} (use a dataset spec with @{})",
-                    data.source_name(),
-                    s.channels,
-                    s.height,
-                    s.width,
-                    v.channels,
-                    v.image_size,
-                    v.image_size
-                ),
-            ));
-        }
+        let data = open_data(config)?;
         tch::manual_seed(config.seed as i64);
         let vae = Vae::new(config, device)?;
         let (opt, opt_d) = vae_optimizers(&vae);
@@ -131,18 +115,6 @@ impl VaeTrainer {
         meta.elapsed_s = self.elapsed_before + self.driver.started.elapsed().as_secs_f64();
         checkpoint::save(&self.driver.stage_dir(), &meta, &self.vae.named_tensors(), &opt, self.config.vae.keep_last)
     }
-
-    /// Mean of a logged value over the last `window` steps (for notebooks and tests).
-    pub fn recent(&self, key: &str, window: usize) -> Option<f64> {
-        let s = &self.driver.history.steps;
-        let vals: Vec<f64> = s
-            .iter()
-            .rev()
-            .take(window)
-            .filter_map(|l| l.extra.iter().find(|(k, _)| k == key).map(|(_, v)| *v))
-            .collect();
-        (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
-    }
 }
 
 impl Trainer for VaeTrainer {
@@ -225,11 +197,4 @@ pub fn vae_step(
     }
     opt.step();
     Ok((out, d))
-}
-
-/// Mean KL per latent dimension on a batch, for displays (collapsed dimensions show ≈ 0).
-pub fn kl_per_dimension(vae: &Vae, images: &tch::Tensor) -> Result<Vec<f64>> {
-    let (mu, lv) = tch::no_grad(|| vae.encode(images))?;
-    let kl = ((mu.square() + lv.exp() - &lv - 1.0) * 0.5).mean_dim(0, false, Kind::Float);
-    Vec::try_from(kl.to_kind(Kind::Double).to_device(Device::Cpu)).map_err(Error::Torch)
 }

@@ -84,6 +84,12 @@ impl FactorVaePlan {
         }
         check_rows(space, &self.variance_rows)?;
         for v in self.train.iter().chain(&self.eval) {
+            if v.rows.len() < 2 {
+                return Err(Error::config(
+                    "FactorVAE sample plan",
+                    format!("a vote has {} row(s); its variances need at least two", v.rows.len()),
+                ));
+            }
             check_fixed(space, v.factor, &v.rows, None)?;
         }
         Ok(())
@@ -159,25 +165,15 @@ fn check_fixed(space: &FactorSpace, factor: usize, rows: &[usize], other: Option
     }
     check_rows(space, rows.iter().chain(other.unwrap_or_default()))?;
     let class = |r: usize| space.classes_of(r).map(|c| c[factor]);
-    let ok = match other {
-        None => {
-            let first = class(rows[0])?;
-            rows.iter().map(|&r| class(r)).collect::<Result<Vec<_>>>()?.iter().all(|&c| c == first)
+    // Each row against its partner: the batch's first row (FactorVAE) or the other batch's row (β-VAE).
+    for (i, &r) in rows.iter().enumerate() {
+        let partner = other.map_or(rows[0], |o| o[i]);
+        if class(r)? != class(partner)? {
+            return Err(Error::config(
+                "sample plan",
+                format!("a batch said to fix factor '{}' does not hold it fixed", space.factor(factor).name),
+            ));
         }
-        Some(o) => rows
-            .iter()
-            .zip(o)
-            .map(|(&a, &b)| Ok(class(a)? == class(b)?))
-            .collect::<Result<Vec<_>>>()?
-            .iter()
-            .all(|&x| x),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::config(
-            "sample plan",
-            format!("a batch said to fix factor '{}' does not hold it fixed", space.factor(factor).name),
-        ))
     }
+    Ok(())
 }
