@@ -5,7 +5,7 @@ use dydis_core::device::{set_threads, DeviceSpec};
 
 mod commands;
 mod common;
-use commands::{bench, data, env, eval, generate, quickstart, train, viz};
+use commands::{bench, data, env, eval, generate, quickstart, study, train, viz};
 
 #[derive(Parser)]
 #[command(
@@ -87,8 +87,12 @@ enum Command {
     Downstream(eval::EvalArgs),
     /// FID of representation-conditioned samples against real images (needs a TorchScript Inception-v3).
     Fid(eval::FidArgs),
-    /// Evaluation reports side by side, optionally with the paper's numbers for a dataset.
+    /// Evaluation reports or studies side by side, optionally with the paper's numbers for a dataset.
     EvalCompare(eval::CompareArgs),
+    /// A study: every arm x seed x dataset trained and evaluated (finished cells skipped, an interrupted one
+    /// continued), then one results table (JSON, CSV), mean ± std, bootstrap intervals, paired differences
+    /// against the reference arm and interval plots in runs/studies/<name>/.
+    Study(study::StudyArgs),
     /// The main job on the embedded default data: environment check and walkthrough, report in runs/<name>/.
     Quickstart(quickstart::QuickstartArgs),
 }
@@ -145,5 +149,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Fid(a) => eval::fid(&a, device()?),
         Command::EvalCompare(a) => eval::compare(&a),
+        Command::Study(a) => study::run(&a, device()?),
     }
 }

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("viz", 12),
     ("run", 13),
     ("bench", 13),
+    ("study", 14),
 ];
 
 fn root() -> &'static Path {

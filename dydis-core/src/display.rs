@@ -129,6 +129,19 @@ impl Table {
         self
     }
 
+    /// A Markdown table (the title as a bold line above it; `|` in cells escaped).
+    pub fn to_markdown(&self) -> String {
+        let cell = |c: &String| c.replace('|', "\\|");
+        let line = |cells: &[String]| format!("| {} |\n", cells.iter().map(cell).collect::<Vec<_>>().join(" | "));
+        let mut s = self.title.as_ref().map(|t| format!("**{t}**\n\n")).unwrap_or_default();
+        s += &line(&self.headers);
+        s += &format!("|{}\n", "---|".repeat(self.headers.len()));
+        for r in &self.rows {
+            s += &line(r);
+        }
+        s
+    }
+
     /// Rows as JSON objects keyed by the headers (for reports).
     pub fn to_json(&self) -> serde_json::Value {
         let rows: Vec<serde_json::Value> = self
@@ -487,6 +500,11 @@ const PALETTE: [plotters::style::RGBColor; 8] = [
     plotters::style::RGBColor(227, 119, 194),
     plotters::style::RGBColor(127, 127, 127),
 ];
+
+/// The `i`-th colour of the plots' palette (it repeats after eight).
+pub fn palette(i: usize) -> plotters::style::RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
 
 /// A line chart of one or more series. Non-finite points are skipped; the text form lists each series' range.
 pub fn line_plot(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<Svg> {

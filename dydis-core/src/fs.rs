@@ -51,6 +51,24 @@ pub fn new_folder(root: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result
     result.map(|()| root.to_path_buf())
 }
 
+/// Copy a folder tree (plain files and folders) to `dst`, which must not exist, atomically as [`new_folder`] does.
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<PathBuf> {
+    fn copy(src: &Path, dst: &Path) -> Result<()> {
+        for entry in std::fs::read_dir(src).map_err(|e| Error::io(src, e))? {
+            let entry = entry.map_err(|e| Error::io(src, e))?;
+            let (from, to) = (entry.path(), dst.join(entry.file_name()));
+            if entry.file_type().map_err(|e| Error::io(&from, e))?.is_dir() {
+                std::fs::create_dir(&to).map_err(|e| Error::io(&to, e))?;
+                copy(&from, &to)?;
+            } else {
+                std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
+        Ok(())
+    }
+    new_folder(dst, |tmp| copy(src, tmp))
+}
+
 /// A name usable as a file name: ASCII letters, digits, `-` and `.` kept, everything else `_` (a preset given as
 /// `configs/x.toml` or a factor named `object hue` becomes one file name).
 pub fn file_safe(name: &str) -> String {

@@ -3,7 +3,7 @@
 //! Layers, bottom to top (docs/architecture.md; a test keeps imports pointing down):
 //! `error`; `fs`, `paths`; `display`; `device`, `data`, `nn`, `diffusion`; `dyga`; the run's files
 //! (`run::config`, `run::dir`, `run::checkpoint`); `model`; `train`, `generate`; `method` (model families behind
-//! one interface); `eval`, `viz`; `run` (`Run::open`) and `bench`.
+//! one interface); `eval`, `viz`; `run` (`Run::open`) and `bench`; `study` (multi-seed comparisons).
 pub mod bench;
 pub mod data;
 pub mod device;
@@ -19,6 +19,7 @@ pub mod model;
 pub mod nn;
 pub mod paths;
 pub mod run;
+pub mod study;
 pub mod train;
 pub mod vae;
 pub mod viz;
@@ -42,6 +43,7 @@ pub mod prelude {
     pub use crate::method::{self, Method, Model};
     pub use crate::model::{vae::Vae, Autoencoder, Ldm};
     pub use crate::run::{self, checkpoint, MethodKind, Run, RunConfig, RunDir};
+    pub use crate::study::{self, StudyResults, StudySpec};
     pub use crate::train::{self, AeTrainer, History, LdmTrainer, Trainer, VaeTrainer};
     pub use crate::vae::{self, Objective, VaeConfig};
     pub use crate::viz::{

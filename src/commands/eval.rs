@@ -5,6 +5,7 @@ use clap::Args;
 use dydis_core::display::Show;
 use dydis_core::eval::{self, represent, EvalConfig, FidRequest, ModelEval, Report, Units};
 use dydis_core::run::{Run, RunDir};
+use dydis_core::study::StudyResults;
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::Device;
@@ -70,7 +71,8 @@ pub struct FidArgs {
 
 #[derive(Args)]
 pub struct CompareArgs {
-    /// report.json files
+    /// report.json files, and studies (a study folder or its results.json): each arm's mean ± std at the study's
+    /// largest budget
     pub reports: Vec<PathBuf>,
     /// Add the paper's numbers for shapes3d, mpi3d, cars3d or celeba.
     #[arg(long)]
@@ -143,23 +145,37 @@ pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
     Ok(0)
 }
 
-/// Reports side by side (and the paper's numbers for a dataset); each column is named after its run folder.
+/// Reports and studies side by side (and the paper's numbers for a dataset); a report's column is named after its
+/// run folder, a study's columns `<study>/<arm>`.
 pub fn compare(a: &CompareArgs) -> Result<i32> {
-    let rs: Vec<(String, Report)> = a
-        .reports
-        .iter()
-        .map(|p| {
+    let mut columns = Vec::new();
+    for p in &a.reports {
+        if is_study(p) {
+            columns.extend(StudyResults::load(p)?.compare_columns());
+        } else {
             let name = RunDir::of_report(p).map(|d| d.name()).unwrap_or_else(|| p.display().to_string());
-            Ok((name, Report::read(p)?))
-        })
-        .collect::<Result<_>>()?;
-    let t = eval::compare(&rs, a.paper.as_deref());
+            let r = Report::read(p)?;
+            columns.push((name, r.scores.iter().map(|(k, v)| (k.clone(), format!("{v:.3}"))).collect()));
+        }
+    }
+    let t = eval::compare_columns(&columns, a.paper.as_deref());
     println!("{}", t.to_text());
     if let Some(o) = &a.out {
         dydis_core::fs::write_atomic(o, t.to_text().as_bytes())?;
         println!("wrote {}", o.display());
     }
     Ok(0)
+}
+
+/// A study folder, or a study's results.json (a report.json has no `records`).
+fn is_study(p: &std::path::Path) -> bool {
+    if p.is_dir() {
+        return p.join("results.json").exists();
+    }
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v.get("records").is_some() && v.get("spec").is_some())
 }
 
 /// Representation-conditioned generation as in the paper (each sample conditioned on the units of a dataset image

@@ -6,5 +6,6 @@ pub mod env;
 pub mod eval;
 pub mod generate;
 pub mod quickstart;
+pub mod study;
 pub mod train;
 pub mod viz;

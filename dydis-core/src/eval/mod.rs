@@ -18,7 +18,7 @@ pub use downstream::{downstream, DownstreamResult};
 pub use gbt::{Booster, GbtConfig};
 pub use metrics::*;
 pub use model_eval::{evaluate_model, evaluate_model_into, evaluate_representation, FidRequest, ModelEval, Units};
-pub use report::{compare, evaluate, paper_results, EvalConfig, Report};
+pub use report::{compare, compare_columns, evaluate, paper_results, EvalConfig, PaperRow, Report};
 
 use crate::data::FactorSpace;
 

@@ -249,7 +249,8 @@ pub const SCORE_NAMES: [(&str, &str); 21] = [
     ("fid", "FID"),
 ];
 
-fn label(key: &str) -> String {
+/// A score key's name in tables (`dci_disentanglement` → `DCI disentanglement`).
+pub(crate) fn label(key: &str) -> String {
     if let Some((_, v)) = SCORE_NAMES.iter().find(|(k, _)| *k == key) {
         return v.to_string();
     }
@@ -259,7 +260,8 @@ fn label(key: &str) -> String {
     }
 }
 
-fn ordered_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<String> {
+/// Score keys in the suite's order (unknown keys last, alphabetically), without repeats.
+pub(crate) fn ordered_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<String> {
     let mut keys: Vec<String> = keys.cloned().collect();
     keys.sort_by_key(|k| (SCORE_NAMES.iter().position(|(n, _)| n == k).unwrap_or(usize::MAX), k.clone()));
     keys.dedup();
@@ -393,7 +395,17 @@ pub fn paper_results() -> Vec<PaperRow> {
 /// Several reports side by side, one column per report, optionally with the paper's numbers for `dataset`
 /// (`shapes3d`, `mpi3d`, `cars3d`, `celeba`) as extra columns.
 pub fn compare(reports: &[(String, Report)], paper_dataset: Option<&str>) -> Table {
-    let keys = ordered_keys(reports.iter().flat_map(|(_, r)| r.scores.keys()));
+    let columns: Vec<(String, BTreeMap<String, String>)> = reports
+        .iter()
+        .map(|(n, r)| (n.clone(), r.scores.iter().map(|(k, v)| (k.clone(), format!("{v:.3}"))).collect()))
+        .collect();
+    compare_columns(&columns, paper_dataset)
+}
+
+/// Named columns of formatted values by score key (a report's scores, a study arm's mean ± std) side by side,
+/// optionally with the paper's numbers for `dataset` as extra columns.
+pub fn compare_columns(columns: &[(String, BTreeMap<String, String>)], paper_dataset: Option<&str>) -> Table {
+    let keys = ordered_keys(columns.iter().flat_map(|(_, c)| c.keys()));
     let paper: Vec<PaperRow> =
         paper_dataset.map(|d| paper_results().into_iter().filter(|r| r.dataset == d).collect()).unwrap_or_default();
     let mut methods: Vec<(String, String)> = Vec::new();
@@ -404,12 +416,12 @@ pub fn compare(reports: &[(String, Report)], paper_dataset: Option<&str>) -> Tab
         }
     }
     let mut headers = vec!["metric".to_string()];
-    headers.extend(reports.iter().map(|(n, _)| n.clone()));
+    headers.extend(columns.iter().map(|(n, _)| n.clone()));
     headers.extend(methods.iter().map(|(t, m)| format!("{m} ({t})")));
     let mut t = Table::new(headers).with_title("comparison");
     for k in &keys {
         let mut row = vec![label(k)];
-        row.extend(reports.iter().map(|(_, r)| r.scores.get(k).map(|v| format!("{v:.3}")).unwrap_or_default()));
+        row.extend(columns.iter().map(|(_, c)| c.get(k).cloned().unwrap_or_default()));
         row.extend(methods.iter().map(|(tb, m)| {
             paper
                 .iter()

@@ -45,6 +45,29 @@ impl Method for LdmMethod {
         }
     }
 
+    fn length_key(&self) -> &'static str {
+        "train.steps"
+    }
+
+    fn final_steps(&self, config: &RunConfig) -> Result<usize> {
+        config.train.steps.ok_or_else(|| {
+            Error::config("train.steps", "the run's length is given in epochs; give it in steps (train.steps)")
+        })
+    }
+
+    fn stage_inputs(&self, config: &RunConfig, stage: &str) -> Option<serde_json::Value> {
+        // The first stage reads the seed, the images and its own sections, nothing of the LDM's.
+        (stage == "ae").then(|| {
+            serde_json::json!({
+                "seed": config.seed,
+                "data": config.data,
+                "image_size": config.model.image_size,
+                "first_stage": config.model.first_stage,
+                "ae": config.ae,
+            })
+        })
+    }
+
     fn validate(&self, config: &RunConfig) -> Result<()> {
         config.validate()
     }

@@ -31,6 +31,21 @@ pub trait Method: Send + Sync {
     /// The configured steps of an earlier stage (known without opening the data), so that a finished stage is
     /// recognised from its newest checkpoint alone.
     fn stage_steps(&self, config: &RunConfig, stage: &str) -> Result<usize>;
+    /// The configuration key of the final stage's length (`train.steps`), which a study sets to its budget.
+    fn length_key(&self) -> &'static str;
+    /// The final stage's configured length in steps (an error when it is given otherwise, as epochs).
+    fn final_steps(&self, config: &RunConfig) -> Result<usize>;
+    /// The final stage's step counter (its checkpoints' numbers) after `length` configured steps: the same number,
+    /// except where the family counts otherwise (FactorVAE's two updates per configured step pair).
+    fn stage_step_at(&self, _config: &RunConfig, length: usize) -> usize {
+        length
+    }
+    /// What an earlier stage's result depends on, as a value equal for every configuration that would train the
+    /// same stage (the LDM's first stage: seed, data and the first stage's sections), so that runs differing only
+    /// in later stages can share it. `None`: the stage is not shared.
+    fn stage_inputs(&self, _config: &RunConfig, _stage: &str) -> Option<serde_json::Value> {
+        None
+    }
     /// Family-specific checks beyond [`RunConfig::validate`].
     fn validate(&self, config: &RunConfig) -> Result<()>;
     /// A trainer of `stage` writing into `dir`; with `resume`, it continues the stage's newest checkpoint.

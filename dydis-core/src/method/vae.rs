@@ -37,6 +37,18 @@ impl Method for VaeMethod {
         Err(Error::config("stage", format!("a VAE run has one stage, vae; '{stage}' is not an earlier one")))
     }
 
+    fn length_key(&self) -> &'static str {
+        "vae.steps"
+    }
+
+    fn final_steps(&self, config: &RunConfig) -> Result<usize> {
+        Ok(config.vae.steps)
+    }
+
+    fn stage_step_at(&self, config: &RunConfig, length: usize) -> usize {
+        crate::vae::VaeConfig { steps: length, ..config.vae.clone() }.updates()
+    }
+
     fn validate(&self, config: &RunConfig) -> Result<()> {
         config.validate()
     }
