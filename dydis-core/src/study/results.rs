@@ -9,7 +9,7 @@ use crate::fs::write_atomic;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::Device;
 
 /// Seed of every bootstrap in a study's statistics (fixed, so that a summary is reproducible from its records).
@@ -154,7 +154,9 @@ pub struct ArmStat {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PairedDiff {
     pub dataset: String,
+    /// The arm's budget and the reference's (equal, except between arms' largest budgets when those differ).
     pub steps: usize,
+    pub reference_steps: usize,
     pub arm: String,
     pub reference: String,
     pub metric: String,
@@ -200,7 +202,8 @@ impl StudyResults {
     }
 
     /// The statistics of a set of records: per arm, dataset, budget and metric over the finished seeds, and the
-    /// paired differences against the reference arm.
+    /// paired differences against the reference arm at each budget both have, and between each arm's largest budget
+    /// and the reference's where those differ (a VAE's 3,000 steps against an LDM's 800).
     pub fn from_records(spec: StudySpec, records: Vec<CellRecord>, pending: Vec<Pending>) -> Self {
         let mut r = StudyResults {
             spec,
@@ -210,72 +213,72 @@ impl StudyResults {
             differences: vec![],
             dydis_version: env!("CARGO_PKG_VERSION").into(),
         };
-        let reference = r.spec.reference_arm().to_string();
-        let paper = paper_results();
         for dataset in r.datasets() {
             for steps in r.budgets() {
                 for metric in r.metrics() {
-                    let values = |arm: &str| -> Vec<(u64, f64)> {
-                        r.records
-                            .iter()
-                            .filter(|c| c.ok() && c.arm == arm && c.dataset == dataset && c.steps == steps)
-                            .filter_map(|c| c.scores.get(&metric).filter(|v| v.is_finite()).map(|v| (c.seed, *v)))
-                            .collect()
-                    };
-                    let reference_values = values(&reference);
                     for arm in &r.spec.arms {
-                        let v = values(&arm.name);
-                        if v.is_empty() {
-                            continue;
+                        if let Some(s) = r.arm_stat(&dataset, steps, &arm.name, &metric) {
+                            r.stats.push(s);
                         }
-                        let paper_value = r.spec.paper.as_ref().zip(arm.paper_method.as_ref()).and_then(|(p, m)| {
-                            paper
-                                .iter()
-                                .find(|x| {
-                                    x.table == p.table && x.dataset == p.dataset && &x.method == m && x.metric == metric
-                                })
-                                .map(|x| (x.mean, x.std))
-                        });
-                        let nums: Vec<f64> = v.iter().map(|x| x.1).collect();
-                        r.stats.push(ArmStat {
-                            dataset: dataset.clone(),
-                            steps,
-                            arm: arm.name.clone(),
-                            metric: metric.clone(),
-                            seeds: v.iter().map(|x| x.0).collect(),
-                            summary: summarize(&nums, BOOTSTRAP_SEED),
-                            values: nums,
-                            paper: paper_value,
-                        });
-                        if arm.name == reference {
-                            continue;
-                        }
-                        let pairs: Vec<(u64, f64)> = v
-                            .iter()
-                            .filter_map(|(s, x)| {
-                                reference_values.iter().find(|(t, _)| t == s).map(|(_, y)| (*s, x - y))
-                            })
-                            .collect();
-                        if pairs.is_empty() {
-                            continue;
-                        }
-                        let d: Vec<f64> = pairs.iter().map(|x| x.1).collect();
-                        r.differences.push(PairedDiff {
-                            dataset: dataset.clone(),
-                            steps,
-                            arm: arm.name.clone(),
-                            reference: reference.clone(),
-                            metric: metric.clone(),
-                            seeds: pairs.iter().map(|x| x.0).collect(),
-                            wins: d.iter().filter(|x| **x > 0.0).count(),
-                            summary: summarize(&d, BOOTSTRAP_SEED),
-                            differences: d,
-                        });
                     }
                 }
             }
         }
+        let reference = r.spec.reference_arm().to_string();
+        let mut diffs = Vec::new();
+        for dataset in r.datasets() {
+            let final_ref = r.arm_budget(&dataset, &reference);
+            for metric in r.metrics() {
+                for arm in r.spec.arms.iter().filter(|a| a.name != reference) {
+                    let final_arm = r.arm_budget(&dataset, &arm.name);
+                    let mut pairs: Vec<(usize, usize)> = r.budgets().into_iter().map(|b| (b, b)).collect();
+                    if let (Some(a), Some(f)) = (final_arm, final_ref) {
+                        if a != f {
+                            pairs.push((a, f));
+                        }
+                    }
+                    for (a, f) in pairs {
+                        let (Some(x), Some(y)) =
+                            (r.stat(&dataset, a, &arm.name, &metric), r.stat(&dataset, f, &reference, &metric))
+                        else {
+                            continue;
+                        };
+                        diffs.extend(paired(x, y));
+                    }
+                }
+            }
+        }
+        r.differences = diffs;
         r
+    }
+
+    /// One arm's numbers for a metric at a budget, with the paper's beside them; `None` without finished seeds.
+    fn arm_stat(&self, dataset: &str, steps: usize, arm: &str, metric: &str) -> Option<ArmStat> {
+        let v: Vec<(u64, f64)> = self
+            .records
+            .iter()
+            .filter(|c| c.ok() && c.arm == arm && c.dataset == dataset && c.steps == steps)
+            .filter_map(|c| c.scores.get(metric).filter(|v| v.is_finite()).map(|v| (c.seed, *v)))
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        let values: Vec<f64> = v.iter().map(|x| x.1).collect();
+        Some(ArmStat {
+            dataset: dataset.into(),
+            steps,
+            arm: arm.into(),
+            metric: metric.into(),
+            seeds: v.iter().map(|x| x.0).collect(),
+            summary: summarize(&values, BOOTSTRAP_SEED),
+            values,
+            paper: self.paper_value(arm, metric),
+        })
+    }
+
+    /// The largest budget at which `arm` has finished seeds on `dataset`.
+    pub fn arm_budget(&self, dataset: &str, arm: &str) -> Option<usize> {
+        self.records.iter().filter(|c| c.ok() && c.arm == arm && c.dataset == dataset).map(|c| c.steps).max()
     }
 
     /// Read `results.json` (or a study folder holding one).
@@ -306,8 +309,26 @@ impl StudyResults {
         self.stats.iter().find(|s| s.dataset == dataset && s.steps == steps && s.arm == arm && s.metric == metric)
     }
 
-    pub fn difference(&self, dataset: &str, steps: usize, arm: &str, metric: &str) -> Option<&PairedDiff> {
-        self.differences.iter().find(|s| s.dataset == dataset && s.steps == steps && s.arm == arm && s.metric == metric)
+    /// An arm's numbers at `steps`, or with `None` at its largest budget.
+    pub fn stat_at(&self, dataset: &str, steps: Option<usize>, arm: &str, metric: &str) -> Option<&ArmStat> {
+        let steps = steps.or_else(|| self.arm_budget(dataset, arm))?;
+        self.stat(dataset, steps, arm, metric)
+    }
+
+    /// An arm minus the reference at `steps` (both), or with `None` each at its largest budget.
+    pub fn difference(&self, dataset: &str, steps: Option<usize>, arm: &str, metric: &str) -> Option<&PairedDiff> {
+        let (a, r) = match steps {
+            Some(s) => (s, s),
+            None => (self.arm_budget(dataset, arm)?, self.arm_budget(dataset, self.spec.reference_arm())?),
+        };
+        self.differences.iter().find(|d| {
+            d.dataset == dataset && d.steps == a && d.reference_steps == r && d.arm == arm && d.metric == metric
+        })
+    }
+
+    /// "800 steps", or with `None` "each arm's largest budget".
+    fn budget_words(steps: Option<usize>) -> String {
+        steps.map(|s| format!("{s} steps")).unwrap_or_else(|| "each arm at its largest budget".into())
     }
 
     /// How many records finished, failed and are pending, and every failure's error.
@@ -328,19 +349,26 @@ impl StudyResults {
 
     /// Per metric (rows) and arm (columns): mean ± std (n) over seeds, with the paper's numbers beside the arms that
     /// have a row in its table.
-    pub fn table(&self, dataset: &str, steps: usize) -> Table {
+    pub fn table(&self, dataset: &str, steps: Option<usize>) -> Table {
         let mut headers = vec!["metric".to_string()];
         for a in &self.spec.arms {
-            headers.push(a.name.clone());
+            match (steps, self.arm_budget(dataset, &a.name)) {
+                (None, Some(b)) => headers.push(format!("{} ({b} steps)", a.name)),
+                _ => headers.push(a.name.clone()),
+            }
             if let (Some(p), Some(m)) = (&self.spec.paper, &a.paper_method) {
                 headers.push(format!("paper: {m} ({}, {})", p.table, p.dataset));
             }
         }
-        let mut t = Table::new(headers).with_title(format!("{}: {dataset}, {steps} steps", self.spec.name));
+        let mut t = Table::new(headers).with_title(format!(
+            "{}: {dataset}, {}: mean ± std (seeds)",
+            self.spec.name,
+            Self::budget_words(steps)
+        ));
         for metric in self.metrics() {
             let mut row = vec![crate::eval::report::label(&metric)];
             for a in &self.spec.arms {
-                let s = self.stat(dataset, steps, &a.name, &metric);
+                let s = self.stat_at(dataset, steps, &a.name, &metric);
                 row.push(
                     s.map(|s| format!("{:.3} ± {:.3} ({})", s.summary.mean, s.summary.std, s.summary.n))
                         .unwrap_or_default(),
@@ -366,14 +394,15 @@ impl StudyResults {
 
     /// Per metric (rows) and arm (columns): the mean paired difference against the reference arm with its 95%
     /// bootstrap and t intervals and the seeds won.
-    pub fn differences_table(&self, dataset: &str, steps: usize) -> Table {
+    pub fn differences_table(&self, dataset: &str, steps: Option<usize>) -> Table {
         let reference = self.spec.reference_arm();
         let arms: Vec<&str> = self.spec.arms.iter().map(|a| a.name.as_str()).filter(|a| *a != reference).collect();
         let mut headers = vec!["metric".to_string()];
         headers.extend(arms.iter().map(|a| format!("{a} − {reference}")));
         let mut t = Table::new(headers).with_title(format!(
-            "{}: paired differences against {reference} ({dataset}, {steps} steps): mean [95% bootstrap] [95% t] wins/n",
-            self.spec.name
+            "{}: paired differences against {reference} ({dataset}, {}): mean [95% bootstrap] [95% t] wins/n",
+            self.spec.name,
+            Self::budget_words(steps)
         ));
         for metric in self.metrics() {
             let mut row = vec![crate::eval::report::label(&metric)];
@@ -475,19 +504,18 @@ impl StudyResults {
         })
     }
 
-    /// Columns for `eval-compare`: each arm's mean ± std (n) at the largest budget, per dataset.
+    /// Columns for `eval-compare`: each arm's mean ± std (n) at its largest budget, per dataset.
     pub fn compare_columns(&self) -> Vec<(String, BTreeMap<String, String>)> {
-        let Some(&steps) = self.budgets().last() else { return vec![] };
         let datasets = self.datasets();
         let mut cols = Vec::new();
         for dataset in &datasets {
             for a in &self.spec.arms {
                 let col: BTreeMap<String, String> = self
-                    .stats
-                    .iter()
-                    .filter(|s| &s.dataset == dataset && s.steps == steps && s.arm == a.name)
-                    .map(|s| {
-                        (s.metric.clone(), format!("{:.3}±{:.3} (n={})", s.summary.mean, s.summary.std, s.summary.n))
+                    .metrics()
+                    .into_iter()
+                    .filter_map(|m| {
+                        let s = self.stat_at(dataset, None, &a.name, &m)?;
+                        Some((m, format!("{:.3}±{:.3} (n={})", s.summary.mean, s.summary.std, s.summary.n)))
                     })
                     .collect();
                 if !col.is_empty() {
@@ -544,16 +572,21 @@ impl StudyResults {
         out
     }
 
-    /// Everything at every budget as Markdown.
+    /// Everything as Markdown: each arm at its largest budget, then every budget when there are several.
     pub fn markdown(&self) -> String {
         let mut s = format!("# Study {}\n\n{}\n\n", self.spec.name, self.spec.description);
         s += &self.status_table().to_markdown();
+        let budgets = self.budgets();
+        let mut views = vec![None];
+        if budgets.len() > 1 {
+            views.extend(budgets.into_iter().map(Some));
+        }
         for dataset in self.datasets() {
-            for steps in self.budgets() {
+            for steps in &views {
                 s += "\n";
-                s += &self.table(&dataset, steps).to_markdown();
+                s += &self.table(&dataset, *steps).to_markdown();
                 s += "\n";
-                s += &self.differences_table(&dataset, steps).to_markdown();
+                s += &self.differences_table(&dataset, *steps).to_markdown();
             }
         }
         s
@@ -567,6 +600,9 @@ impl StudyResults {
         write_atomic(&dir.join("summary.md"), self.markdown().as_bytes())?;
         for dataset in self.datasets() {
             for metric in self.metrics() {
+                if !self.stats.iter().any(|s| s.dataset == dataset && s.metric == metric) {
+                    continue;
+                }
                 let name = crate::fs::file_safe(&format!("{dataset}-{metric}"));
                 self.interval_plot(&dataset, &metric)?.save(dir.join("plots").join(format!("{name}.svg")))?;
             }
@@ -574,24 +610,43 @@ impl StudyResults {
         Ok(())
     }
 
-    /// The plots folder of a study folder.
-    pub fn plots_dir(dir: &Path) -> PathBuf {
-        dir.join("plots")
-    }
-
-    /// The status, and each dataset's table and paired differences at the largest budget.
+    /// The status, and each dataset's table and paired differences with each arm at its largest budget.
     pub fn overview(&self) -> Panel {
         let mut p = Panel::column().push(&self.status_table());
-        if let Some(&steps) = self.budgets().last() {
-            for d in self.datasets() {
-                p = p.push(&self.table(&d, steps)).push(&self.differences_table(&d, steps));
-            }
+        for d in self.datasets() {
+            p = p.push(&self.table(&d, None)).push(&self.differences_table(&d, None));
         }
         p
     }
 }
 
 crate::display::impl_show_via!(StudyResults, overview);
+
+/// `x − y` seed by seed on the seeds both have; `None` without common seeds.
+fn paired(x: &ArmStat, y: &ArmStat) -> Option<PairedDiff> {
+    let pairs: Vec<(u64, f64)> = x
+        .seeds
+        .iter()
+        .zip(&x.values)
+        .filter_map(|(s, a)| y.seeds.iter().position(|t| t == s).map(|j| (*s, a - y.values[j])))
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let d: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    Some(PairedDiff {
+        dataset: x.dataset.clone(),
+        steps: x.steps,
+        reference_steps: y.steps,
+        arm: x.arm.clone(),
+        reference: y.arm.clone(),
+        metric: x.metric.clone(),
+        seeds: pairs.iter().map(|p| p.0).collect(),
+        wins: d.iter().filter(|v| **v > 0.0).count(),
+        summary: summarize(&d, BOOTSTRAP_SEED),
+        differences: d,
+    })
+}
 
 fn format_difference(d: &PairedDiff) -> String {
     let s = &d.summary;
