@@ -663,3 +663,58 @@ fn a_vae_baseline_trains_evaluates_and_draws_through_the_same_commands() {
     assert!(!bad.status.success() && e.contains("`vae` run"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `dydis study`: Ctrl-C during a cell's training exits 130 with the cell's checkpoint saved; the same command
+/// again continues that training (no step repeated) and finishes; `--report` and `eval-compare` read the study.
+#[test]
+fn a_study_is_interrupted_with_ctrl_c_and_continued_by_running_it_again() {
+    let dir = empty_home("study");
+    let file = dir.join("cli-study.toml");
+    std::fs::write(
+        &file,
+        "name = \"cli-study\"\nseeds = [3]\nsteps = [100]\n[eval]\nmetrics = [\"mig\"]\n\
+         [[arm]]\nname = \"a\"\nconfig = \"smoke\"\nset = [\"ae.steps=2\", \"train.checkpoint_every=1000\"]\n",
+    )
+    .unwrap();
+    let root = dir.join("studies");
+    let args = ["study", file.to_str().unwrap(), "--root", root.to_str().unwrap()];
+    let child = dydis()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cells = root.join("cells");
+    let log = || {
+        let cell = std::fs::read_dir(&cells).ok()?.next()?.ok()?.path();
+        std::fs::read_to_string(cell.join("ldm/log.jsonl")).ok()
+    };
+    let start = std::time::Instant::now();
+    while log().map(|t| t.lines().count()).unwrap_or(0) < 3 {
+        assert!(start.elapsed().as_secs() < 120, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("interrupted: run the same command again to continue"), "{stdout}");
+    let done = log().unwrap().lines().count();
+    assert!(done < 100, "interrupted before the end ({done} steps)");
+
+    let text = run_ok(&args);
+    assert!(text.contains("finished  1"), "{text}");
+    let steps: Vec<u64> = log()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=100).collect::<Vec<u64>>(), "the interrupted training continued, no step repeated");
+    let study = root.join("cli-study");
+    let report = run_ok(&["study", file.to_str().unwrap(), "--root", root.to_str().unwrap(), "--report"]);
+    assert!(report.contains("a (100 steps)"), "{report}");
+    let compare = run_ok(&["eval-compare", study.to_str().unwrap()]);
+    assert!(compare.contains("cli-study/a") && compare.contains("(n=1)"), "{compare}");
+    let _ = std::fs::remove_dir_all(dir);
+}

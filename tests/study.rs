@@ -51,6 +51,7 @@ fn log_steps(dir: &Path, stage: &str) -> Vec<u64> {
 
 #[test]
 fn a_tiny_study_pauses_resumes_and_its_statistics_match_a_hand_computation() {
+    let _g = dydis_core::device::global_rng_lock();
     let root = tmp("tiny");
     let spec = StudySpec::parse(TINY, "tiny").unwrap();
     spec.validate().unwrap();
@@ -142,6 +143,7 @@ fn a_tiny_study_pauses_resumes_and_its_statistics_match_a_hand_computation() {
 
 #[test]
 fn a_failed_cell_is_recorded_and_the_others_still_run() {
+    let _g = dydis_core::device::global_rng_lock();
     let root = tmp("failed");
     let text = r#"
 name = "failing"
