@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use dydis_core::display::Show;
 use dydis_core::study::{self, Ending, StudyOptions, StudyResults, StudySpec};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::Device;
 
 #[derive(Args)]
@@ -26,18 +26,28 @@ pub struct StudyArgs {
     pub report: bool,
 }
 
-fn spec_path(name: &str) -> PathBuf {
-    let shipped = crate::common::repo().join("studies").join(format!("{name}.toml"));
-    if !name.ends_with(".toml") && shipped.exists() {
-        shipped
-    } else {
-        PathBuf::from(name)
+/// A study file, or a shipped study's name (`studies/<name>.toml`); an error listing the shipped ones otherwise.
+fn spec_path(name: &str) -> Result<PathBuf> {
+    let dir = crate::common::repo().join("studies");
+    let shipped = dir.join(format!("{name}.toml"));
+    if Path::new(name).exists() {
+        return Ok(PathBuf::from(name));
     }
+    if shipped.exists() {
+        return Ok(shipped);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.path().file_stem().map(|s| s.to_string_lossy().into_owned())).collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    anyhow::bail!("'{name}' is neither a study file nor a shipped study ({})", names.join(", "))
 }
 
 /// Run (or only summarise) a study. Exit code 130 when interrupted, 1 when a cell failed.
 pub fn run(a: &StudyArgs, device: Device) -> Result<i32> {
-    let spec = StudySpec::load(&spec_path(&a.study))?;
+    let spec = StudySpec::load(&spec_path(&a.study)?)?;
     let dir = study::study_dir(&a.root, &spec);
     let (results, ending) = if a.report {
         let r = StudyResults::collect(&spec, &a.root)?;
