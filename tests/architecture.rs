@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("diffusion", 3),
     ("dyga", 4),
     ("vae", 4),
+    ("multibeta", 4),
     ("run::config", 5),
     ("run::checkpoint", 6),
     ("run::dir", 7),

@@ -678,12 +678,8 @@ fn a_study_is_interrupted_with_ctrl_c_and_continued_by_running_it_again() {
     .unwrap();
     let root = dir.join("studies");
     let args = ["study", file.to_str().unwrap(), "--root", root.to_str().unwrap()];
-    let child = dydis()
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child =
+        dydis().args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let cells = root.join("cells");
     let log = || {
         let cell = std::fs::read_dir(&cells).ok()?.next()?.ok()?.path();

@@ -16,6 +16,7 @@ pub mod fs;
 pub mod generate;
 pub mod method;
 pub mod model;
+pub mod multibeta;
 pub mod nn;
 pub mod paths;
 pub mod run;

@@ -37,9 +37,7 @@ fn spec_path(name: &str) -> Result<PathBuf> {
         return Ok(shipped);
     }
     let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.path().file_stem().map(|s| s.to_string_lossy().into_owned())).collect()
-        })
+        .map(|d| d.filter_map(|e| e.ok()?.path().file_stem().map(|s| s.to_string_lossy().into_owned())).collect())
         .unwrap_or_default();
     names.sort();
     anyhow::bail!("'{name}' is neither a study file nor a shipped study ({})", names.join(", "))

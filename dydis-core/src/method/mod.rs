@@ -7,6 +7,7 @@
 //! known once its TOML or checkpoint is read, commands hold "some trained model" without naming its type, and a
 //! family's own tools still reach its concrete type through [`Model::as_any`].
 pub mod ldm;
+pub mod multibeta;
 pub mod vae;
 
 use crate::display::Table;
@@ -91,6 +92,7 @@ pub fn method(kind: MethodKind) -> &'static dyn Method {
     match kind {
         MethodKind::Ldm => &ldm::LdmMethod,
         MethodKind::Vae => &vae::VaeMethod,
+        MethodKind::MultiBeta => &multibeta::MultiBetaMethod,
     }
 }
 

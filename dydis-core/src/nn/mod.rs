@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod autoencoder;
 pub mod extractor;
+pub mod multibeta;
 pub mod optim;
 pub mod resblock;
 pub mod unet;

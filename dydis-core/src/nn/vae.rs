@@ -7,12 +7,12 @@ use tch::nn::{self, Module};
 use tch::Tensor;
 
 /// TensorFlow's `glorot_uniform`: U(−a, a), a = √(6 / (fan_in + fan_out)), fans counting the receptive field.
-fn glorot(fan_in: i64, fan_out: i64) -> nn::Init {
+pub(crate) fn glorot(fan_in: i64, fan_out: i64) -> nn::Init {
     let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
     nn::Init::Uniform { lo: -a, up: a }
 }
 
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, padding: i64) -> nn::Conv2D {
+pub(crate) fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, padding: i64) -> nn::Conv2D {
     let cfg = nn::ConvConfig {
         stride: 2,
         padding,
@@ -23,7 +23,7 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, padding: i64) -> nn::Conv2D 
     nn::conv2d(p, c_in, c_out, k, cfg)
 }
 
-fn deconv(p: nn::Path, c_in: i64, c_out: i64) -> nn::ConvTranspose2D {
+pub(crate) fn deconv(p: nn::Path, c_in: i64, c_out: i64) -> nn::ConvTranspose2D {
     let cfg = nn::ConvTransposeConfig {
         stride: 2,
         padding: 1,
@@ -34,7 +34,7 @@ fn deconv(p: nn::Path, c_in: i64, c_out: i64) -> nn::ConvTranspose2D {
     nn::conv_transpose2d(p, c_in, c_out, 4, cfg)
 }
 
-fn dense(p: nn::Path, i: i64, o: i64) -> nn::Linear {
+pub(crate) fn dense(p: nn::Path, i: i64, o: i64) -> nn::Linear {
     nn::linear(p, i, o, nn::LinearConfig { ws_init: glorot(i, o), bs_init: Some(nn::Init::Const(0.0)), bias: true })
 }
 

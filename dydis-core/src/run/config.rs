@@ -13,6 +13,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("paper-cars3d", include_str!("../../../configs/paper-cars3d.toml")),
     ("paper-celeba", include_str!("../../../configs/paper-celeba.toml")),
     ("cpu-beta-vae", include_str!("../../../configs/cpu-beta-vae.toml")),
+    ("cpu-multibeta", include_str!("../../../configs/cpu-multibeta.toml")),
     ("study-beta-vae", include_str!("../../../configs/study-beta-vae.toml")),
     ("cpu-annealed-vae", include_str!("../../../configs/cpu-annealed-vae.toml")),
     ("study-annealed-vae", include_str!("../../../configs/study-annealed-vae.toml")),
@@ -172,16 +173,20 @@ pub enum MethodKind {
     Ldm,
     /// disentanglement_lib's VAE baselines (β-VAE, AnnealedVAE, FactorVAE, DIP-VAE-I/II, β-TCVAE; `[vae]`).
     Vae,
+    /// The Denoising Multi-β VAE (`[multibeta]`).
+    #[serde(rename = "multibeta")]
+    MultiBeta,
 }
 
 impl MethodKind {
     /// Every family, in the order `dydis` lists them.
-    pub const ALL: &'static [MethodKind] = &[MethodKind::Ldm, MethodKind::Vae];
+    pub const ALL: &'static [MethodKind] = &[MethodKind::Ldm, MethodKind::Vae, MethodKind::MultiBeta];
 
     pub fn name(self) -> &'static str {
         match self {
             MethodKind::Ldm => "ldm",
             MethodKind::Vae => "vae",
+            MethodKind::MultiBeta => "multibeta",
         }
     }
 }
@@ -218,6 +223,8 @@ pub struct RunConfig {
     pub dyga: crate::dyga::DygaConfig,
     #[serde(default, skip_serializing_if = "is_default")]
     pub vae: crate::vae::VaeConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub multibeta: crate::multibeta::MultiBetaConfig,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -272,6 +279,7 @@ impl RunConfig {
         match self.method {
             MethodKind::Ldm => self.validate_ldm(),
             MethodKind::Vae => self.vae.validate(),
+            MethodKind::MultiBeta => self.multibeta.validate(),
         }
     }
 
@@ -280,6 +288,7 @@ impl RunConfig {
         match self.method {
             MethodKind::Ldm => self.model.image_size,
             MethodKind::Vae => self.vae.image_size,
+            MethodKind::MultiBeta => self.multibeta.image_size,
         }
     }
 
@@ -361,8 +370,21 @@ mod tests {
         for (name, _) in PRESETS {
             let c = RunConfig::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&c.name, name);
-            let vae = name.contains("vae");
-            assert_eq!(c.method, if vae { MethodKind::Vae } else { MethodKind::Ldm }, "{name}");
+            let multibeta = name.contains("multibeta");
+            let vae = name.contains("vae") && !multibeta;
+            let kind = match (vae, multibeta) {
+                (true, _) => MethodKind::Vae,
+                (_, true) => MethodKind::MultiBeta,
+                _ => MethodKind::Ldm,
+            };
+            assert_eq!(c.method, kind, "{name}");
+            if multibeta {
+                let text = c.to_toml();
+                assert!(
+                    !text.contains("[model") && !text.contains("[vae]") && text.contains("[multibeta.denoiser]"),
+                    "{text}"
+                );
+            }
             if vae {
                 // A VAE run's TOML carries no LDM section, and the study presets are the study's settings.
                 let text = c.to_toml();

@@ -296,6 +296,10 @@ pub(super) fn open_data(config: &RunConfig) -> Result<Arc<dyn ImageSource>> {
             s.channels as i64 == config.vae.channels,
             format!("vae.channels is {} and vae.image_size {want}", config.vae.channels),
         ),
+        MethodKind::MultiBeta => (
+            s.channels as i64 == config.multibeta.channels,
+            format!("multibeta.channels is {} and multibeta.image_size {want}", config.multibeta.channels),
+        ),
     };
     if s.height != want || s.width != want || !channels_fit {
         return Err(Error::config(
