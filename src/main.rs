@@ -68,8 +68,11 @@ enum Command {
     Interpolate(generate::InterpolateArgs),
     /// Images above what a run of any family makes of them (a VAE's decoded posterior mean, an LDM's samples).
     Reconstruct(generate::SampleArgs),
-    /// A VAE run's latent traversals: each latent in turn swept over values, the others at the image's mean.
+    /// Latent traversals: a VAE's (each latent in turn swept over values, the others at the image's mean), or a
+    /// Multi-β VAE's at several levels of β.
     Traverse(generate::TraverseArgs),
+    /// A Multi-β VAE: decoding at high β before and after denoising, image-free generation, the learned σ_t.
+    Denoise(generate::DenoiseArgs),
     /// DyGA anchors of a checkpoint: table; K, splits, filters and log-likelihood per unit over the refits;
     /// sorted anchor weights and cluster sizes (SVGs in <run>/anchors/).
     Anchors(viz::AnchorsArgs),
@@ -87,6 +90,8 @@ enum Command {
     Downstream(eval::EvalArgs),
     /// FID of representation-conditioned samples against real images (needs a TorchScript Inception-v3).
     Fid(eval::FidArgs),
+    /// A Multi-β VAE's metrics of μ(x, t) across the β spectrum (table, SVG and JSON in the run folder).
+    BetaSweep(eval::BetaSweepArgs),
     /// Evaluation reports or studies side by side, optionally with the paper's numbers for a dataset.
     EvalCompare(eval::CompareArgs),
     /// A study: every arm x seed x dataset trained and evaluated (finished cells skipped, an interrupted one
@@ -138,6 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Interpolate(a) => generate::interpolate(&a, device()?),
         Command::Reconstruct(a) => generate::reconstruct(&a, device()?),
         Command::Traverse(a) => generate::traverse(&a, device()?),
+        Command::Denoise(a) => generate::denoise(&a, device()?),
         Command::Anchors(a) => viz::anchors(&a),
         Command::Attention(a) => viz::attention(&a, device()?),
         Command::AnchorSamples(a) => viz::anchor_samples(&a, device()?),
@@ -149,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Fid(a) => eval::fid(&a, device()?),
         Command::EvalCompare(a) => eval::compare(&a),
+        Command::BetaSweep(a) => eval::beta_sweep(&a, device()?),
         Command::Study(a) => study::run(&a, device()?),
     }
 }

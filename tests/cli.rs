@@ -714,3 +714,41 @@ fn a_study_is_interrupted_with_ctrl_c_and_continued_by_running_it_again() {
     assert!(compare.contains("cli-study/a") && compare.contains("(n=1)"), "{compare}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A Multi-β VAE trains both stages, is evaluated through `dydis eval`, and draws its β sweep, denoising,
+/// generation, σ_t and traversals at several β from the command line.
+#[test]
+fn a_multi_beta_vae_trains_both_stages_and_draws_through_the_commands() {
+    let dir = empty_home("multibeta");
+    let run = dir.join("mb");
+    let r = run.to_str().unwrap();
+    let mut args: Vec<String> =
+        ["train", "--config", "cpu-multibeta", "--out", r].iter().map(|s| s.to_string()).collect();
+    for kv in [
+        "data=\"shapes3d-like:2x2x2x2x2x3@16\"",
+        "multibeta.image_size=16",
+        "multibeta.batch_size=8",
+        "multibeta.steps=4",
+        "multibeta.denoiser.batch_size=16",
+        "multibeta.denoiser.steps=4",
+        "multibeta.denoiser.sampler_steps=20",
+        "multibeta.denoiser.start_stat_images=32",
+    ] {
+        args.extend(["--set".to_string(), kv.to_string()]);
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = run_ok(&a);
+    assert!(text.contains("β-conditioned VAE") && text.contains("denoiser over β"), "{text}");
+    assert!(run.join("mbvae/step-00000004").is_dir() && run.join("denoiser/step-00000004").is_dir());
+    let text = run_ok(&["eval", r, "--preset", "quick", "--metrics", "mig"]);
+    assert!(text.contains("10 units of D = 1"), "{text}");
+    let text = run_ok(&["beta-sweep", r, "--levels", "0,1", "--metrics", "mig"]);
+    assert!(text.contains("t 1 (β 16.00)"), "{text}");
+    run_ok(&["denoise", r, "--n", "2", "--levels", "0.5", "--stride", "5"]);
+    run_ok(&["traverse", r, "--levels", "0,1", "--values", "-1,0,1"]);
+    run_ok(&["reconstruct", r, "--n", "2"]);
+    for f in ["beta-sweep.svg", "beta-sweep.json", "denoising.png", "generation.png", "schedule.svg", "traversal.png"] {
+        assert!(std::fs::metadata(run.join(f)).unwrap().len() > 100, "{f}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

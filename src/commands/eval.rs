@@ -70,6 +70,24 @@ pub struct FidArgs {
 }
 
 #[derive(Args)]
+pub struct BetaSweepArgs {
+    /// A Multi-β VAE run folder or checkpoint.
+    pub checkpoint: PathBuf,
+    /// Levels t (β(t) = β_min + (β_max − β_min)·t) whose representation μ(x, t) is scored.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    pub levels: Vec<f64>,
+    /// Sample counts: `paper` or `quick`.
+    #[arg(long, default_value = "quick")]
+    pub preset: String,
+    #[arg(long, value_delimiter = ',', default_value = "factorvae,dci,mig")]
+    pub metrics: Vec<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+}
+
+#[derive(Args)]
 pub struct CompareArgs {
     /// report.json files, and studies (a study folder or its results.json): each arm's mean ± std at the study's
     /// largest budget
@@ -142,6 +160,32 @@ pub fn eval(a: &EvalArgs, device: Device) -> Result<i32> {
         println!("{}", d.to_text());
     }
     println!("wrote {}/report.json, report.md, report.html", out.display());
+    Ok(0)
+}
+
+/// A Multi-β VAE's metrics across the β spectrum: `beta-sweep.{svg,json}` in the run folder.
+pub fn beta_sweep(a: &BetaSweepArgs, device: Device) -> Result<i32> {
+    let mut cfg = EvalConfig::preset(&a.preset)?;
+    cfg.seed = a.seed;
+    cfg.metrics = a.metrics.clone();
+    cfg.validate()?;
+    let run = Run::open(&a.checkpoint, device)?;
+    let model = run.model_as::<dydis_core::method::multibeta::MultiBeta>()?;
+    let opts = ModelEval {
+        config: cfg,
+        units: Units::Raw,
+        batch: a.batch,
+        fid: None,
+        source: run.checkpoint.display().to_string(),
+        spec: run.data.clone(),
+    };
+    let t = Instant::now();
+    let sweep = dydis_core::viz::multibeta::beta_sweep(model, run.images.as_ref(), &a.levels, &opts)?;
+    println!("{}", sweep.table().to_text());
+    let (svg, json) = (run.dir.file("beta-sweep.svg"), run.dir.file("beta-sweep.json"));
+    sweep.figure()?.save(&svg)?;
+    dydis_core::fs::write_atomic(&json, serde_json::to_string_pretty(&sweep)?.as_bytes())?;
+    println!("wrote {} and {} ({:.1} s)", svg.display(), json.display(), t.elapsed().as_secs_f64());
     Ok(0)
 }
 

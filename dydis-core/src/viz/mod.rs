@@ -35,6 +35,7 @@ pub(crate) use show_figure_and_table;
 pub mod anchor_plots;
 pub mod anchor_samples;
 pub mod attention;
+pub mod multibeta;
 pub mod projection;
 
 /// Tile a batch of figure panels `[B, 3, S, S]` (in [-1, 1]) `ncol` per row, enlarged to about 96 px per panel.
