@@ -170,6 +170,20 @@ impl MultiBeta {
     /// steps with the EMA denoiser: stochastic steps of the reverse posterior (noise from `seed`), or with
     /// `deterministic` the DDIM-like update. Returns z at t = 0.
     pub fn denoise(&self, z: &Tensor, from: usize, stride: usize, seed: u64, deterministic: bool) -> Result<Tensor> {
+        self.denoise_with(z, from, stride, seed, deterministic, true)
+    }
+
+    /// [`MultiBeta::denoise`], with `delta = false` ignoring the denoiser's Δ head (the ablation that shows what
+    /// predicting the encoding difference is for).
+    pub fn denoise_with(
+        &self,
+        z: &Tensor,
+        from: usize,
+        stride: usize,
+        seed: u64,
+        deterministic: bool,
+        delta: bool,
+    ) -> Result<Tensor> {
         let n = self.cfg().denoiser.sampler_steps;
         if from > n || stride == 0 {
             return Err(Error::config(
@@ -188,7 +202,7 @@ impl MultiBeta {
                 let (t, s) = (self.times(i as f64 / n as f64, b), self.times(j as f64 / n as f64, b));
                 let (s2_t, s2_s) = (self.sigma2(&t), self.sigma2(&s));
                 let (eps_hat, v_hat) = self.ema.forward(&z, &t);
-                let delta = v_hat * ((i - j) as f64 / n as f64);
+                let delta = if delta { v_hat * ((i - j) as f64 / n as f64) } else { v_hat.zeros_like() };
                 z = if deterministic {
                     losses::deterministic_step(&z, &delta, &eps_hat, &s2_t, &s2_s)
                 } else {
