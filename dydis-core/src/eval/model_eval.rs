@@ -99,7 +99,8 @@ pub struct ModelEval {
     pub units: Units,
     /// Extraction batch size.
     pub batch: usize,
-    /// FID of the model's representation-conditioned samples (an LDM), added to the headline report.
+    /// FID of the model's samples (an LDM's representation-conditioned ones, a Multi-β VAE's generated without
+    /// input images), added to the headline report.
     pub fid: Option<FidRequest>,
     /// What is evaluated (a checkpoint path) and on which data (a dataset spec), for the report.
     pub source: String,
@@ -166,16 +167,25 @@ fn evaluate_forms(
     let (mut report, latents) = headline.expect("at least one form");
     if let Some((net, request)) = fid {
         let t = Instant::now();
-        let ldm = model.as_any().downcast_ref::<crate::model::Ldm>().ok_or_else(|| {
-            Error::config("fid", "FID scores an LDM's representation-conditioned samples; this run is not an LDM")
-        })?;
-        let v = super::fid::conditioned_fid(ldm, images, &net, &request.options)?;
+        let any = model.as_any();
+        let (v, samples) = if let Some(ldm) = any.downcast_ref::<crate::model::Ldm>() {
+            (super::fid::conditioned_fid(ldm, images, &net, &request.options)?, "representation-conditioned")
+        } else if let Some(mb) = any.downcast_ref::<crate::model::multibeta::MultiBeta>() {
+            (super::fid::generated_fid(mb, images, &net, &request.options)?, "generated without input images")
+        } else {
+            return Err(Error::config(
+                "fid",
+                "FID scores an LDM's representation-conditioned samples or a Multi-β VAE's generated ones; this \
+                 run is neither",
+            ));
+        };
         report.scores.insert("fid".into(), v);
         report.details.insert(
             "fid".into(),
             serde_json::json!({
                 "network": request.network.display().to_string(),
                 "samples": request.options.samples,
+                "generated": samples,
                 "ddim_steps": request.options.ddim_steps,
                 "seed": request.options.seed,
             }),

@@ -237,6 +237,31 @@ impl MultiBeta {
         Ok(tch::no_grad(|| self.decode(&z0, 0.0)))
     }
 
+    /// How far the reverse process carries images' level-`t_e` codes (posterior samples, noise from `seed`) toward
+    /// their lossless codes μ(x, 0): the mean Euclidean distance before, after deterministic denoising, and after the
+    /// same without the Δ head.
+    pub fn denoising_distances(
+        &self,
+        images: &Tensor,
+        t_e: f64,
+        stride: usize,
+        seed: u64,
+    ) -> Result<DenoisingDistances> {
+        let n = self.cfg().denoiser.sampler_steps;
+        let target = self.encode(images, 0.0)?;
+        let z = self.encode_sampled(images, t_e, seed)?;
+        let from = (t_e * n as f64).round() as usize;
+        let dist = |a: &Tensor| {
+            (a - &target).square().sum_dim_intlist(1, false, Kind::Float).sqrt().mean(Kind::Float).double_value(&[])
+        };
+        Ok(DenoisingDistances {
+            t_e,
+            start: dist(&z),
+            denoised: dist(&self.denoise_with(&z, from, stride, seed, true, true)?),
+            without_delta: dist(&self.denoise_with(&z, from, stride, seed, true, false)?),
+        })
+    }
+
     /// `n` images without input images: z_1 from the start distribution, the reverse process, decoded at t = 0.
     pub fn generate(&self, n: i64, stride: usize, seed: u64) -> Result<Tensor> {
         let d = self.cfg().latent;
@@ -340,3 +365,23 @@ impl MultiBeta {
 }
 
 impl_show_via!(MultiBeta, summary);
+
+/// [`MultiBeta::denoising_distances`]: mean distance to μ(x, 0) before and after the reverse process from `t_e`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DenoisingDistances {
+    pub t_e: f64,
+    pub start: f64,
+    pub denoised: f64,
+    /// The same reverse process with the Δ head's output set to zero.
+    pub without_delta: f64,
+}
+
+impl std::fmt::Display for DenoisingDistances {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "distance to μ(x, 0) from t_e = {}: {:.3} before, {:.3} denoised, {:.3} denoised without the Δ head",
+            self.t_e, self.start, self.denoised, self.without_delta
+        )
+    }
+}
