@@ -105,12 +105,7 @@ pub struct TraverseArgs {
 #[derive(Args)]
 pub struct DenoiseArgs {
     #[command(flatten)]
-    pub gen: GenArgs,
-    /// Dataset indices (default: --n random ones).
-    #[arg(long, value_delimiter = ',')]
-    pub images: Vec<usize>,
-    #[arg(long, default_value_t = 8)]
-    pub n: usize,
+    pub sample: SampleArgs,
     /// Levels t_e to encode at, decode directly and denoise from.
     #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75")]
     pub levels: Vec<f64>,
@@ -146,18 +141,19 @@ pub fn traverse(a: &TraverseArgs, device: Device) -> Result<i32> {
 
 /// A Multi-β VAE: decoding before and after denoising, image-free generation and its σ_t, in the run folder.
 pub fn denoise(a: &DenoiseArgs, device: Device) -> Result<i32> {
+    let (a, levels, stride) = (&a.sample, &a.levels, a.stride);
     let run = a.gen.open(device)?;
     let m = run.model_as::<MultiBeta>()?;
     let ds = run.images.as_ref();
     let idx = if a.images.is_empty() { generate::pick(ds, a.n, a.gen.seed) } else { a.images.clone() };
     let t = Instant::now();
     let x = ds.images(&idx, m.device)?;
-    for &t_e in &a.levels {
-        println!("{}", m.denoising_distances(&x, t_e, a.stride, a.gen.seed)?);
+    for &t_e in levels {
+        println!("{}", m.denoising_distances(&x, t_e, stride, a.gen.seed)?);
     }
-    let fig = viz::multibeta::denoising_figure(m, &x, &a.levels, a.stride, a.gen.seed)?;
+    let fig = viz::multibeta::denoising_figure(m, &x, levels, stride, a.gen.seed)?;
     save(&fig, &a.gen.out_or(&run, "denoising.png"))?;
-    let gen = viz::multibeta::generation_figure(m, a.n as i64, a.stride, a.gen.seed)?;
+    let gen = viz::multibeta::generation_figure(m, a.n as i64, stride, a.gen.seed)?;
     save(&gen, &run.dir.file("generation.png"))?;
     let sched = run.dir.file("schedule.svg");
     viz::multibeta::schedule_plot(m)?.save(&sched)?;

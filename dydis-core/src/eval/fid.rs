@@ -145,12 +145,26 @@ pub fn conditioned_fid(
     let cond_idx: Vec<usize> = (0..opts.samples).map(|_| rng.random_range(0..n)).collect();
     let real_idx: Vec<usize> = (0..opts.samples).map(|_| rng.random_range(0..n)).collect();
     let ddim = crate::diffusion::Ddim { steps: opts.ddim_steps, eta: 0.0 };
-    let device = ldm.device;
+    let cond: Vec<&[usize]> = cond_idx.chunks(opts.batch.max(1)).collect();
+    fid_against_real(images, net, &real_idx, opts.batch, ldm.device, |b, _| {
+        let c = ldm.condition_images(&images.images(cond[b], ldm.device)?)?;
+        Ok(ldm.sample(&c, ddim, None).clamp(-1.0, 1.0))
+    })
+}
+
+/// FID of generated batches against real images `real_idx` taken `batch` at a time: `generate(b, chunk)` makes the
+/// b-th batch of generated images, as many as the chunk of real ones.
+fn fid_against_real(
+    images: &dyn crate::data::ImageSource,
+    net: &FeatureNet,
+    real_idx: &[usize],
+    batch: usize,
+    device: Device,
+    mut generate: impl FnMut(usize, &[usize]) -> Result<Tensor>,
+) -> Result<f64> {
     let (mut fr, mut fg) = (Vec::new(), Vec::new());
-    for (ci, ri) in cond_idx.chunks(opts.batch.max(1)).zip(real_idx.chunks(opts.batch.max(1))) {
-        let c = ldm.condition_images(&images.images(ci, device)?)?;
-        let g = ldm.sample(&c, ddim, None).clamp(-1.0, 1.0);
-        fg.push(net.features(&g)?);
+    for (b, ri) in real_idx.chunks(batch.max(1)).enumerate() {
+        fg.push(net.features(&generate(b, ri)?)?);
         fr.push(net.features(&images.images(ri, device)?)?);
     }
     let (gr, gg) = (Gaussian::of(&Tensor::cat(&fr, 0))?, Gaussian::of(&Tensor::cat(&fg, 0))?);
@@ -171,12 +185,7 @@ pub fn generated_fid(
     let n = images.num_images();
     let real_idx: Vec<usize> = (0..opts.samples).map(|_| rng.random_range(0..n)).collect();
     let stride = (model.config.multibeta.denoiser.sampler_steps / opts.ddim_steps.max(1)).max(1);
-    let (mut fr, mut fg) = (Vec::new(), Vec::new());
-    for (b, ri) in real_idx.chunks(opts.batch.max(1)).enumerate() {
-        let g = model.generate(ri.len() as i64, stride, opts.seed.wrapping_add(b as u64 * 7919))?.clamp(-1.0, 1.0);
-        fg.push(net.features(&g)?);
-        fr.push(net.features(&images.images(ri, model.device)?)?);
-    }
-    let (gr, gg) = (Gaussian::of(&Tensor::cat(&fr, 0))?, Gaussian::of(&Tensor::cat(&fg, 0))?);
-    frechet_distance(&gr, &gg)
+    fid_against_real(images, net, &real_idx, opts.batch, model.device, |b, ri| {
+        Ok(model.generate(ri.len() as i64, stride, opts.seed.wrapping_add(b as u64 * 7919))?.clamp(-1.0, 1.0))
+    })
 }

@@ -51,6 +51,24 @@ fn refuse(path: PathBuf) -> Error {
     Error::File { path, message: "was written for another model configuration: train into a new run folder".into() }
 }
 
+/// A checkpoint of this configuration's networks (refused, naming it, otherwise).
+fn load_matching(path: PathBuf, config: &RunConfig) -> Result<checkpoint::Checkpoint> {
+    let ck = checkpoint::load(&path)?;
+    if same_networks(&ck.meta.config, config) {
+        Ok(ck)
+    } else {
+        Err(refuse(path))
+    }
+}
+
+/// Continue a stage from its checkpoint: the model's variables, the optimiser's state; returns (step, seconds).
+fn resume_stage(ck: &checkpoint::Checkpoint, model: &mut MultiBeta, opt: &mut AdamW) -> Result<(usize, f64)> {
+    model.restore(ck)?;
+    let get = |k: &str| ck.optimizer.get(k).map(|t| t.shallow_clone());
+    opt.load_state("", &get, ck.meta.optimizer_steps.get("adam").copied().unwrap_or(0))?;
+    Ok((ck.meta.step, ck.meta.elapsed_s))
+}
+
 impl MultiBetaVaeTrainer {
     pub fn new(config: &RunConfig, device: Device, run_dir: &Path, resume: bool) -> Result<Self> {
         crate::device::tune_allocator();
@@ -65,15 +83,7 @@ impl MultiBetaVaeTrainer {
         let driver = Driver::new(data, m.batch_size, config.seed, device, dir, m.log_every, stage)?;
         let mut t = MultiBetaVaeTrainer { model, opt, step: 0, driver, elapsed_before: 0.0, config: config.clone() };
         if let Some((_, p)) = resume_from {
-            let ck = checkpoint::load(&p)?;
-            if !same_networks(&ck.meta.config, config) {
-                return Err(refuse(p));
-            }
-            t.model.restore(&ck)?;
-            let get = |k: &str| ck.optimizer.get(k).map(|t| t.shallow_clone());
-            t.opt.load_state("", &get, ck.meta.optimizer_steps.get("adam").copied().unwrap_or(0))?;
-            t.step = ck.meta.step;
-            t.elapsed_before = ck.meta.elapsed_s;
+            (t.step, t.elapsed_before) = resume_stage(&load_matching(p, config)?, &mut t.model, &mut t.opt)?;
         }
         t.driver.open_log(t.step)?;
         Ok(t)
@@ -208,16 +218,9 @@ impl DenoiserTrainer {
         };
         match resume_from {
             Some((_, p)) => {
-                let ck = checkpoint::load(&p)?;
-                if !same_networks(&ck.meta.config, config) {
-                    return Err(refuse(p));
-                }
-                t.model.restore(&ck)?;
-                let get = |k: &str| ck.optimizer.get(k).map(|t| t.shallow_clone());
-                t.opt.load_state("", &get, ck.meta.optimizer_steps.get("adam").copied().unwrap_or(0))?;
+                let ck = load_matching(p, config)?;
+                (t.step, t.elapsed_before) = resume_stage(&ck, &mut t.model, &mut t.opt)?;
                 t.ema.num_updates = ck.meta.ema_updates;
-                t.step = ck.meta.step;
-                t.elapsed_before = ck.meta.elapsed_s;
             }
             None => {
                 let (_, p) = dir.newest(first)?.ok_or_else(|| {
@@ -226,11 +229,7 @@ impl DenoiserTrainer {
                         format!("the denoiser needs a trained VAE: no checkpoint in {}", dir.stage(first).display()),
                     )
                 })?;
-                let ck = checkpoint::load(&p)?;
-                if !same_networks(&ck.meta.config, config) {
-                    return Err(refuse(p));
-                }
-                ck.restore(&t.model.vs, "")?;
+                load_matching(p, config)?.restore(&t.model.vs, "")?;
                 t.set_start_distribution()?;
             }
         }
