@@ -139,17 +139,21 @@ pub fn conditioned_fid(
     net: &FeatureNet,
     opts: &FidOptions,
 ) -> Result<f64> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
-    let n = images.num_images();
-    let cond_idx: Vec<usize> = (0..opts.samples).map(|_| rng.random_range(0..n)).collect();
-    let real_idx: Vec<usize> = (0..opts.samples).map(|_| rng.random_range(0..n)).collect();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(opts.seed);
+    let cond_idx = draw_indices(&mut rng, images.num_images(), opts.samples);
+    let real_idx = draw_indices(&mut rng, images.num_images(), opts.samples);
     let ddim = crate::diffusion::Ddim { steps: opts.ddim_steps, eta: 0.0 };
     let cond: Vec<&[usize]> = cond_idx.chunks(opts.batch.max(1)).collect();
     fid_against_real(images, net, &real_idx, opts.batch, ldm.device, |b, _| {
         let c = ldm.condition_images(&images.images(cond[b], ldm.device)?)?;
         Ok(ldm.sample(&c, ddim, None).clamp(-1.0, 1.0))
     })
+}
+
+/// `count` image indices in `0..n` drawn uniformly with replacement.
+fn draw_indices(rng: &mut rand_chacha::ChaCha8Rng, n: usize, count: usize) -> Vec<usize> {
+    use rand::Rng;
+    (0..count).map(|_| rng.random_range(0..n)).collect()
 }
 
 /// FID of generated batches against real images `real_idx` taken `batch` at a time: `generate(b, chunk)` makes the
@@ -180,10 +184,8 @@ pub fn generated_fid(
     net: &FeatureNet,
     opts: &FidOptions,
 ) -> Result<f64> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
-    let n = images.num_images();
-    let real_idx: Vec<usize> = (0..opts.samples).map(|_| rng.random_range(0..n)).collect();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(opts.seed);
+    let real_idx = draw_indices(&mut rng, images.num_images(), opts.samples);
     let stride = (model.config.multibeta.denoiser.sampler_steps / opts.ddim_steps.max(1)).max(1);
     fid_against_real(images, net, &real_idx, opts.batch, model.device, |b, ri| {
         Ok(model.generate(ri.len() as i64, stride, opts.seed.wrapping_add(b as u64 * 7919))?.clamp(-1.0, 1.0))
