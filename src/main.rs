@@ -5,7 +5,7 @@ use dydis_core::device::{set_threads, DeviceSpec};
 
 mod commands;
 mod common;
-use commands::{bench, data, env, eval, generate, quickstart, study, train, viz};
+use commands::{bench, cldis, data, env, eval, generate, quickstart, study, train, viz};
 
 #[derive(Parser)]
 #[command(
@@ -68,8 +68,8 @@ enum Command {
     Interpolate(generate::InterpolateArgs),
     /// Images above what a run of any family makes of them (a VAE's decoded posterior mean, an LDM's samples).
     Reconstruct(generate::SampleArgs),
-    /// Latent traversals: a VAE's (each latent in turn swept over values, the others at the image's mean), or a
-    /// Multi-β VAE's at several levels of β.
+    /// Latent traversals: a VAE's (each latent in turn swept over values, the others at the image's mean), a
+    /// Multi-β VAE's at several levels of β, or CL-Dis's directions of z_sem (as many shifts as values).
     Traverse(generate::TraverseArgs),
     /// A Multi-β VAE: decoding at high β before and after denoising, image-free generation, the learned σ_t.
     Denoise(generate::DenoiseArgs),
@@ -90,6 +90,10 @@ enum Command {
     Downstream(eval::EvalArgs),
     /// FID of representation-conditioned samples against real images (needs a TorchScript Inception-v3).
     Fid(eval::FidArgs),
+    /// CL-Dis's self-supervised navigation on a finished run (shift predictor over decoded pairs), then the
+    /// predictor's accuracy per direction, the label-free content-tracking score, the directions as traversals and
+    /// the loop's feedback curve (in the run folder).
+    Navigate(cldis::NavigateArgs),
     /// A Multi-β VAE's metrics of μ(x, t) across the β spectrum (table, SVG and JSON in the run folder).
     BetaSweep(eval::BetaSweepArgs),
     /// Evaluation reports or studies side by side, optionally with the paper's numbers for a dataset.
@@ -156,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Fid(a) => eval::fid(&a, device()?),
         Command::EvalCompare(a) => eval::compare(&a),
         Command::BetaSweep(a) => eval::beta_sweep(&a, device()?),
+        Command::Navigate(a) => cldis::navigate(&a, device()?),
         Command::Study(a) => study::run(&a, device()?),
     }
 }

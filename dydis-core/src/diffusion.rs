@@ -53,8 +53,84 @@ impl Schedule {
         }
     }
 
+    /// The linear schedule of DDPM and Diff-AE: β_t = linspace(β_start, β_end, T) (1e-4 → 0.02 at T = 1000).
+    pub fn linear(steps: usize, beta_start: f64, beta_end: f64, device: Device) -> Self {
+        // A sqrt-linear schedule of the square roots' squares is the linear one in β itself.
+        let betas: Vec<f64> = (0..steps)
+            .map(|i| {
+                let f = if steps > 1 { i as f64 / (steps - 1) as f64 } else { 0.0 };
+                beta_start + (beta_end - beta_start) * f
+            })
+            .collect();
+        Self::from_betas(betas, device)
+    }
+
+    fn from_betas(betas: Vec<f64>, device: Device) -> Self {
+        let mut acc = 1.0;
+        let alphas_cumprod: Vec<f64> = betas
+            .iter()
+            .map(|b| {
+                acc *= 1.0 - b;
+                acc
+            })
+            .collect();
+        let t = |v: Vec<f64>| Tensor::from_slice(&v).to_kind(Kind::Float).to_device(device);
+        Schedule {
+            sqrt_ac: t(alphas_cumprod.iter().map(|a| a.sqrt()).collect()),
+            sqrt_1mac: t(alphas_cumprod.iter().map(|a| (1.0 - a).sqrt()).collect()),
+            betas,
+            alphas_cumprod,
+        }
+    }
+
     pub fn steps(&self) -> usize {
         self.betas.len()
+    }
+
+    /// K timesteps spread evenly over {0, …, T−1}, both ends included (Diff-AE's `space_timesteps` for one
+    /// section): round(i·(T−1)/(K−1)).
+    pub fn spaced_timesteps(&self, k: usize) -> Vec<usize> {
+        let t = self.steps();
+        if k <= 1 {
+            return vec![0];
+        }
+        let mut ts: Vec<usize> = (0..k).map(|i| ((i * (t - 1)) as f64 / (k - 1) as f64).round() as usize).collect();
+        ts.dedup();
+        ts
+    }
+
+    /// Deterministic DDIM (η = 0) from `x_t` at the last of `ts` down to x̂₀, with ᾱ = 1 before the first
+    /// timestep, as Diff-AE's respaced sampler does; `eps(x, t)` predicts the noise.
+    pub fn ddim_decode(&self, ts: &[usize], x_t: Tensor, mut eps: impl FnMut(&Tensor, &Tensor) -> Tensor) -> Tensor {
+        let ac = &self.alphas_cumprod;
+        let (b, device) = (x_t.size()[0], x_t.device());
+        let mut x = x_t;
+        for i in (0..ts.len()).rev() {
+            let a_t = ac[ts[i]];
+            let a_prev = if i > 0 { ac[ts[i - 1]] } else { 1.0 };
+            let e = eps(&x, &Tensor::full([b], ts[i] as i64, (Kind::Int64, device)));
+            let x0 = (&x - &e * (1.0 - a_t).sqrt()) / a_t.sqrt();
+            x = x0 * a_prev.sqrt() + e * (1.0 - a_prev).sqrt();
+        }
+        x
+    }
+
+    /// DDIM run forward (Diff-AE's stochastic encoder): from x₀ at the first of `ts` up to x_T, each step
+    /// x_next = √ᾱ_next x̂₀ + √(1 − ᾱ_next) ε̂ with ᾱ = 0 after the last timestep; the inverse of
+    /// [`Schedule::ddim_decode`] up to the network's change between neighbouring steps.
+    pub fn ddim_invert(&self, ts: &[usize], x0: Tensor, mut eps: impl FnMut(&Tensor, &Tensor) -> Tensor) -> Tensor {
+        let ac = &self.alphas_cumprod;
+        let (b, device) = (x0.size()[0], x0.device());
+        let mut x = x0;
+        for i in 0..ts.len() {
+            let a_t = if i == 0 { 1.0 } else { ac[ts[i - 1]] };
+            let a_next = ac[ts[i]];
+            let t = if i == 0 { ts[0] } else { ts[i - 1] };
+            let e = eps(&x, &Tensor::full([b], t as i64, (Kind::Int64, device)));
+            let x0 = (&x - &e * (1.0 - a_t).sqrt()) / a_t.sqrt();
+            x = x0 * a_next.sqrt() + e * (1.0 - a_next).sqrt();
+        }
+        x
     }
 
     /// z_t = √ᾱ_t z₀ + √(1 − ᾱ_t) ε for per-sample timesteps `t` `[B]`.

@@ -5,6 +5,7 @@
 //! (`run::config`, `run::dir`, `run::checkpoint`); `model`; `train`, `generate`; `method` (model families behind
 //! one interface); `eval`, `viz`; `run` (`Run::open`) and `bench`; `study` (multi-seed comparisons).
 pub mod bench;
+pub mod cldis;
 pub mod data;
 pub mod device;
 pub mod diffusion;
@@ -12,6 +13,7 @@ pub mod display;
 pub mod dyga;
 pub mod error;
 pub mod eval;
+pub mod flow;
 pub mod fs;
 pub mod generate;
 pub mod method;

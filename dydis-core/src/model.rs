@@ -2,6 +2,7 @@
 //! stage, latent-unit extractor, conditional U-Net and its EMA copy) and, in `vae`, the VAE baselines. The LDM's
 //! conditioning path is images → extractor → c → [`Ldm::condition`] (where DyGA alignment plugs in) → c̃ → U-Net
 //! cross-attention.
+pub mod cldis;
 pub mod multibeta;
 pub mod vae;
 

@@ -123,7 +123,8 @@ pub fn reconstruct(a: &SampleArgs, device: Device) -> Result<i32> {
     save(&img, &a.gen.out_or(&run, "reconstructions.png"))
 }
 
-/// Latent traversals: a VAE baseline's (one row per latent per image), or a Multi-β VAE's at each level.
+/// Latent traversals: a VAE baseline's (one row per latent per image), a Multi-β VAE's at each level, or CL-Dis's
+/// directions of z_sem.
 pub fn traverse(a: &TraverseArgs, device: Device) -> Result<i32> {
     let run = a.gen.open(device)?;
     let ds = run.images.as_ref();
@@ -133,6 +134,12 @@ pub fn traverse(a: &TraverseArgs, device: Device) -> Result<i32> {
         MethodKind::MultiBeta => {
             let m = run.model_as::<MultiBeta>()?;
             viz::multibeta::traversals(m, &x.narrow(0, 0, 1), &a.levels, &a.values)?
+        }
+        MethodKind::ClDis => {
+            // Each coordinate of z_sem swept over as many shifts as values were given, within ±s spreads.
+            let m = run.model_as::<dydis_core::method::cldis::ClDis>()?;
+            let order: Vec<usize> = (0..m.cfg().diffae.z_sem as usize).collect();
+            viz::cldis::directions_figure(m, &x.narrow(0, 0, 1), &order, a.values.len().max(2))?
         }
         _ => run.model_as::<dydis_core::method::vae::Vae>()?.traversal(&x, &a.values)?,
     };

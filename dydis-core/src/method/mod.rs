@@ -6,6 +6,7 @@
 //! Families are trait objects looked up by the configuration's `method` field ([`method`]): a run's family is only
 //! known once its TOML or checkpoint is read, commands hold "some trained model" without naming its type, and a
 //! family's own tools still reach its concrete type through [`Model::as_any`].
+pub mod cldis;
 pub mod ldm;
 pub mod multibeta;
 pub mod vae;
@@ -93,6 +94,7 @@ pub fn method(kind: MethodKind) -> &'static dyn Method {
         MethodKind::Ldm => &ldm::LdmMethod,
         MethodKind::Vae => &vae::VaeMethod,
         MethodKind::MultiBeta => &multibeta::MultiBetaMethod,
+        MethodKind::ClDis => &cldis::ClDisMethod,
     }
 }
 
@@ -190,7 +192,7 @@ pub fn train(config: &RunConfig, dir: &RunDir, device: Device, opts: &TrainOptio
     Ok(done)
 }
 
-fn finish_stage(t: &mut dyn Trainer, dir: &RunDir, max_steps: Option<usize>) -> Result<StageOutcome> {
+pub(crate) fn finish_stage(t: &mut dyn Trainer, dir: &RunDir, max_steps: Option<usize>) -> Result<StageOutcome> {
     let outcome = run_stage(t, max_steps)?;
     let stage = t.stage().to_string();
     let ck = outcome.checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_default();

@@ -4,6 +4,7 @@
 //! (`unet.input.3.0.in_conv.weight`), so checkpoints are readable and stable.
 pub mod attention;
 pub mod autoencoder;
+pub mod diffae;
 pub mod extractor;
 pub mod multibeta;
 pub mod optim;

@@ -63,6 +63,31 @@ impl AdamW {
         });
     }
 
+    /// Scale the stored gradients so that their global L2 norm is at most `max_norm` (PyTorch's
+    /// `clip_grad_norm_`: factor max_norm / (norm + 1e-6) when below 1); returns the norm before clipping.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        tch::no_grad(|| {
+            let sq: f64 = self
+                .params
+                .iter()
+                .map(|(_, p, _, _)| p.grad())
+                .filter(|g| g.defined())
+                .map(|g| g.square().sum(tch::Kind::Double).double_value(&[]))
+                .sum();
+            let norm = sq.sqrt();
+            let factor = max_norm / (norm + 1e-6);
+            if factor < 1.0 {
+                for (_, p, _, _) in &self.params {
+                    let mut g = p.grad();
+                    if g.defined() {
+                        let _ = g.g_mul_scalar_(factor);
+                    }
+                }
+            }
+            norm
+        })
+    }
+
     pub fn num_params(&self) -> usize {
         self.params.len()
     }

@@ -12,7 +12,7 @@ pub enum Resample {
 }
 
 impl Resample {
-    fn apply(self, x: &Tensor) -> Tensor {
+    pub(crate) fn apply(self, x: &Tensor) -> Tensor {
         match self {
             Resample::None => x.shallow_clone(),
             Resample::Down => x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None),

@@ -28,6 +28,9 @@ pub struct Meta {
     /// DyGA state (anchors); null when DyGA is off or not yet fitted.
     #[serde(default)]
     pub dyga: serde_json::Value,
+    /// A family's own state beyond tensors (CL-Dis: which feedback form ran); null for the others.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub family: serde_json::Value,
     /// Wall-clock seconds spent training so far.
     pub elapsed_s: f64,
     pub dydis_version: String,
@@ -49,6 +52,7 @@ impl Meta {
             ema_updates: 0,
             optimizer_steps: HashMap::new(),
             dyga: serde_json::Value::Null,
+            family: serde_json::Value::Null,
             elapsed_s: 0.0,
             dydis_version: env!("CARGO_PKG_VERSION").into(),
             libtorch_version: env!("DYDIS_LIBTORCH_VERSION").into(),

@@ -14,6 +14,8 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("paper-celeba", include_str!("../../../configs/paper-celeba.toml")),
     ("cpu-beta-vae", include_str!("../../../configs/cpu-beta-vae.toml")),
     ("cpu-multibeta", include_str!("../../../configs/cpu-multibeta.toml")),
+    ("cpu-cl-dis", include_str!("../../../configs/cpu-cl-dis.toml")),
+    ("paper-cl-dis-shapes3d", include_str!("../../../configs/paper-cl-dis-shapes3d.toml")),
     ("study-beta-vae", include_str!("../../../configs/study-beta-vae.toml")),
     ("cpu-annealed-vae", include_str!("../../../configs/cpu-annealed-vae.toml")),
     ("study-annealed-vae", include_str!("../../../configs/study-annealed-vae.toml")),
@@ -176,17 +178,22 @@ pub enum MethodKind {
     /// The Denoising Multi-β VAE (`[multibeta]`).
     #[serde(rename = "multibeta")]
     MultiBeta,
+    /// CL-Dis: a Diff-AE with a co-pilot β-VAE, distillation and diffusion feedback (`[cldis]`).
+    #[serde(rename = "cl-dis")]
+    ClDis,
 }
 
 impl MethodKind {
     /// Every family, in the order `dydis` lists them.
-    pub const ALL: &'static [MethodKind] = &[MethodKind::Ldm, MethodKind::Vae, MethodKind::MultiBeta];
+    pub const ALL: &'static [MethodKind] =
+        &[MethodKind::Ldm, MethodKind::Vae, MethodKind::MultiBeta, MethodKind::ClDis];
 
     pub fn name(self) -> &'static str {
         match self {
             MethodKind::Ldm => "ldm",
             MethodKind::Vae => "vae",
             MethodKind::MultiBeta => "multibeta",
+            MethodKind::ClDis => "cl-dis",
         }
     }
 }
@@ -225,6 +232,8 @@ pub struct RunConfig {
     pub vae: crate::vae::VaeConfig,
     #[serde(default, skip_serializing_if = "is_default")]
     pub multibeta: crate::multibeta::MultiBetaConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub cldis: crate::cldis::ClDisConfig,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -280,6 +289,7 @@ impl RunConfig {
             MethodKind::Ldm => self.validate_ldm(),
             MethodKind::Vae => self.vae.validate(),
             MethodKind::MultiBeta => self.multibeta.validate(),
+            MethodKind::ClDis => self.cldis.validate(),
         }
     }
 
@@ -289,6 +299,7 @@ impl RunConfig {
             MethodKind::Ldm => self.model.image_size,
             MethodKind::Vae => self.vae.image_size,
             MethodKind::MultiBeta => self.multibeta.image_size,
+            MethodKind::ClDis => self.cldis.image_size,
         }
     }
 
@@ -341,7 +352,8 @@ impl RunConfig {
     }
 }
 
-fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
+/// Apply one `key.path=value` override (TOML syntax; bare words are strings) to a configuration's TOML value.
+pub fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
     let (key, raw) =
         spec.split_once('=').ok_or_else(|| Error::config("--set", format!("'{spec}' is not key=value")))?;
     let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
@@ -372,11 +384,20 @@ mod tests {
             assert_eq!(&c.name, name);
             let multibeta = name.contains("multibeta");
             let vae = name.contains("vae") && !multibeta;
-            let kind = match (vae, multibeta) {
-                (true, _) => MethodKind::Vae,
-                (_, true) => MethodKind::MultiBeta,
+            let cldis = name.contains("cl-dis");
+            let kind = match (vae, multibeta, cldis) {
+                (true, _, _) => MethodKind::Vae,
+                (_, true, _) => MethodKind::MultiBeta,
+                (_, _, true) => MethodKind::ClDis,
                 _ => MethodKind::Ldm,
             };
+            if cldis {
+                let text = c.to_toml();
+                assert!(
+                    !text.contains("[model") && !text.contains("[vae]") && text.contains("[cldis.feedback]"),
+                    "{text}"
+                );
+            }
             assert_eq!(c.method, kind, "{name}");
             if multibeta {
                 let text = c.to_toml();
@@ -395,7 +416,7 @@ mod tests {
                     assert_eq!(v.lr, 1e-4);
                 }
             }
-            if name.starts_with("paper-") {
+            if name.starts_with("paper-") && !cldis {
                 // The paper's method: DyGA on, refit period r of App. C.1.1, Skip Dropout on.
                 let r = if *name == "paper-cars3d" { 5 } else { 1 };
                 assert!(c.dyga.enabled && c.dyga.refit_every == r, "{name}: DyGA {:?}", c.dyga);

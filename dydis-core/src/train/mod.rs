@@ -2,10 +2,12 @@
 //! (checkpoints on the way and at the end, Ctrl-C finishing the step), step logs and loss curves, the LDM's
 //! two trainers (first stage and latent diffusion) and the VAE baselines' trainer. Trainers are step-wise objects, so notebooks can run one
 //! step, look, and go on.
+mod cldis;
 mod multibeta;
 mod trainer;
 mod vae;
 
+pub use cldis::{ClDisTrainer, Phase};
 pub use multibeta::{DenoiserTrainer, MultiBetaVaeTrainer};
 pub use trainer::{ldm_optimizers, ldm_step, AeTrainer, History, LdmTrainer, Outcome, StepLog};
 pub use vae::{vae_optimizers, vae_step, VaeTrainer};

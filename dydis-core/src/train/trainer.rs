@@ -300,6 +300,10 @@ pub(super) fn open_data(config: &RunConfig) -> Result<Arc<dyn ImageSource>> {
             s.channels as i64 == config.multibeta.channels,
             format!("multibeta.channels is {} and multibeta.image_size {want}", config.multibeta.channels),
         ),
+        MethodKind::ClDis => (
+            s.channels as i64 == config.cldis.channels,
+            format!("cldis.channels is {} and cldis.image_size {want}", config.cldis.channels),
+        ),
     };
     if s.height != want || s.width != want || !channels_fit {
         return Err(Error::config(

@@ -35,6 +35,7 @@ pub(crate) use show_figure_and_table;
 pub mod anchor_plots;
 pub mod anchor_samples;
 pub mod attention;
+pub mod cldis;
 pub mod multibeta;
 pub mod projection;
 

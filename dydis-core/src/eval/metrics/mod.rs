@@ -2,6 +2,7 @@
 //! and the helpers they share: seeded sampling of (code, factor) pairs, histogram discretisation, discrete mutual
 //! information.
 pub mod beta_vae;
+pub mod content_tracking;
 pub mod dci;
 pub mod factor_vae;
 pub mod infomec;
