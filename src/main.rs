@@ -94,6 +94,9 @@ enum Command {
     /// predictor's accuracy per direction, the label-free content-tracking score, the directions as traversals and
     /// the loop's feedback curve (in the run folder).
     Navigate(cldis::NavigateArgs),
+    /// The label-free content-tracking score beside FactorVAE and DCI on ground truth: a factor grid's renderer
+    /// with directions that move one factor each against directions that move two.
+    ContentTracking(cldis::GroundTruthArgs),
     /// A Multi-β VAE's metrics of μ(x, t) across the β spectrum (table, SVG and JSON in the run folder).
     BetaSweep(eval::BetaSweepArgs),
     /// Evaluation reports or studies side by side, optionally with the paper's numbers for a dataset.
@@ -161,6 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::EvalCompare(a) => eval::compare(&a),
         Command::BetaSweep(a) => eval::beta_sweep(&a, device()?),
         Command::Navigate(a) => cldis::navigate(&a, device()?),
+        Command::ContentTracking(a) => cldis::ground_truth(&a),
         Command::Study(a) => study::run(&a, device()?),
     }
 }

@@ -779,3 +779,91 @@ fn a_multi_beta_vae_trains_both_stages_and_draws_through_the_commands() {
     assert_eq!(report["details"]["fid"]["generated"], "generated without input images");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// CL-Dis trains its three phases, navigates, and is evaluated (metrics, FID of samples and reconstructions) and
+/// drawn through the commands; the content-tracking check runs on a factor grid.
+#[test]
+fn cl_dis_trains_navigates_and_evaluates_through_the_commands() {
+    let dir = empty_home("cldis");
+    let run = dir.join("cl");
+    let r = run.to_str().unwrap();
+    let mut args: Vec<String> = ["train", "--config", "cpu-cl-dis", "--out", r].iter().map(|s| s.to_string()).collect();
+    for kv in [
+        "data=\"shapes3d-like:2x2x2x2x2x3@16\"",
+        "cldis.image_size=16",
+        "cldis.batch_size=8",
+        "cldis.diffae_steps=3",
+        "cldis.copilot.steps=3",
+        "cldis.loop_steps=3",
+        "cldis.ddim_steps=3",
+        "cldis.inversion_steps=3",
+        "cldis.diffae.channel_mult=[1, 2]",
+        "cldis.diffae.enc_channel_mult=[1, 2]",
+        "cldis.feedback.variance_images=32",
+        "cldis.navigation.steps=2",
+        "cldis.navigation.batch_size=4",
+        "cldis.navigation.ddim_steps=2",
+        "cldis.content_tracking.images=2",
+        "cldis.content_tracking.frames=3",
+        "cldis.content_tracking.flow.levels=2",
+    ] {
+        args.extend(["--set".to_string(), kv.to_string()]);
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = run_ok(&a);
+    assert!(
+        text.contains("Diff-AE (P0)") && text.contains("co-pilot β-VAE (P1)") && text.contains("feedback form"),
+        "{text}"
+    );
+    for stage in ["diffae", "copilot", "loop"] {
+        assert!(run.join(format!("{stage}/step-00000003")).is_dir(), "{stage}");
+    }
+    let text = run_ok(&["navigate", r, "--pairs", "4"]);
+    assert!(text.contains("CT-score") && text.contains("shift error"), "{text}");
+    run_ok(&["traverse", r, "--values", "-1,0,1"]);
+    run_ok(&["reconstruct", r, "--n", "2"]);
+    for f in ["nav/report.json", "nav/directions.png", "feedback.svg", "traversal.png", "reconstructions.png"] {
+        assert!(std::fs::metadata(run.join(f)).unwrap().len() > 100, "{f}");
+    }
+    let net = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_features.pt");
+    let out = dir.join("report");
+    let o = out.to_str().unwrap();
+    let text = run_ok(&[
+        "eval",
+        r,
+        "--preset",
+        "quick",
+        "--metrics",
+        "dci",
+        "--inception",
+        net,
+        "--fid-samples",
+        "8",
+        "--fid-ddim-steps",
+        "2",
+        "--out",
+        o,
+    ]);
+    assert!(text.contains("10 units of D = 1"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    for k in ["fid", "fid_reconstruction", "dci_disentanglement"] {
+        assert!(report["scores"][k].as_f64().is_some_and(f64::is_finite), "{k}: {report}");
+    }
+    let j = dir.join("ct.json");
+    let text = run_ok(&[
+        "content-tracking",
+        "--data",
+        "shapes3d-like:2x2x2x2x2x3@16",
+        "--size",
+        "16",
+        "--images",
+        "2",
+        "--frames",
+        "2",
+        "--out",
+        j.to_str().unwrap(),
+    ]);
+    assert!(text.contains("FactorVAE score") && j.is_file(), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}

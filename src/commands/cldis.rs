@@ -56,3 +56,49 @@ pub fn navigate(a: &NavigateArgs, device: Device) -> Result<i32> {
     println!("wrote {}, {} and {}", json.display(), png.display(), svg.display());
     Ok(0)
 }
+
+#[derive(Args)]
+pub struct GroundTruthArgs {
+    /// A dataset with a factor grid (its renderer is the generator).
+    #[arg(long, default_value = "shapes3d-like:quick")]
+    pub data: String,
+    /// Image size the grid is read at.
+    #[arg(long, default_value_t = 32)]
+    pub size: usize,
+    /// Base images N and frames M per traversal.
+    #[arg(long, default_value_t = 20)]
+    pub images: usize,
+    #[arg(long, default_value_t = 5)]
+    pub frames: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The content-tracking score beside FactorVAE and DCI on a factor grid's own renderer: directions that move one
+/// factor against directions that move two.
+pub fn ground_truth(a: &GroundTruthArgs) -> Result<i32> {
+    let source = dydis_core::data::open_images(&a.data, a.size)?;
+    let mut ct = dydis_core::cldis::ContentTrackingConfig::default();
+    (ct.images, ct.frames) = (a.images, a.frames);
+    let mut ecfg = dydis_core::eval::EvalConfig::quick();
+    ecfg.metrics = vec!["factorvae".into(), "dci".into()];
+    ecfg.seed = a.seed;
+    let opts = dydis_core::eval::ModelEval {
+        config: ecfg,
+        units: dydis_core::eval::Units::Raw,
+        batch: 256,
+        fid: None,
+        source: a.data.clone(),
+        spec: a.data.clone(),
+    };
+    let r = viz::ground_truth_check(source.as_ref(), &ct, &opts, a.seed)?;
+    println!("{}", dydis_core::display::Show::to_text(&r));
+    if let Some(out) = &a.out {
+        dydis_core::fs::write_atomic(out, serde_json::to_string_pretty(&r)?.as_bytes())?;
+        println!("wrote {}", out.display());
+    }
+    Ok(0)
+}

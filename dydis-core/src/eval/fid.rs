@@ -191,3 +191,29 @@ pub fn generated_fid(
         Ok(model.generate(ri.len() as i64, stride, opts.seed.wrapping_add(b as u64 * 7919))?.clamp(-1.0, 1.0))
     })
 }
+
+/// FIDs of a CL-Dis model: (samples, reconstructions). Samples: each decoded from fresh noise x_T given the z_sem of
+/// a dataset image drawn uniformly with replacement (Diff-AE's decoding with a random stochastic code; `ddim_steps`
+/// steps); reconstructions: DDIM inversion then decoding of those images. Both against as many real images drawn
+/// the same way.
+pub fn cldis_fid(
+    model: &crate::model::cldis::ClDis,
+    images: &dyn crate::data::ImageSource,
+    net: &FeatureNet,
+    opts: &FidOptions,
+) -> Result<(f64, f64)> {
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(opts.seed);
+    let cond_idx = draw_indices(&mut rng, images.num_images(), opts.samples);
+    let real_idx = draw_indices(&mut rng, images.num_images(), opts.samples);
+    let cond: Vec<&[usize]> = cond_idx.chunks(opts.batch.max(1)).collect();
+    let samples = fid_against_real(images, net, &real_idx, opts.batch, model.device, |b, _| {
+        let x = images.images(cond[b], model.device)?;
+        let z = model.z_sem(&x, true)?;
+        tch::manual_seed(opts.seed.wrapping_add(b as u64 * 7919) as i64);
+        Ok(model.decode(&x.randn_like(), &z, opts.ddim_steps).clamp(-1.0, 1.0))
+    })?;
+    let reconstructions = fid_against_real(images, net, &real_idx, opts.batch, model.device, |b, _| {
+        model.reconstruct_images(&images.images(cond[b], model.device)?)
+    })?;
+    Ok((samples, reconstructions))
+}

@@ -172,11 +172,15 @@ fn evaluate_forms(
             (super::fid::conditioned_fid(ldm, images, &net, &request.options)?, "representation-conditioned")
         } else if let Some(mb) = any.downcast_ref::<crate::model::multibeta::MultiBeta>() {
             (super::fid::generated_fid(mb, images, &net, &request.options)?, "generated without input images")
+        } else if let Some(cl) = any.downcast_ref::<crate::model::cldis::ClDis>() {
+            let (samples, reconstructions) = super::fid::cldis_fid(cl, images, &net, &request.options)?;
+            report.scores.insert("fid_reconstruction".into(), reconstructions);
+            (samples, "decoded from fresh noise given dataset images' z_sem")
         } else {
             return Err(Error::config(
                 "fid",
-                "FID scores an LDM's representation-conditioned samples or a Multi-β VAE's generated ones; this \
-                 run is neither",
+                "FID scores an LDM's representation-conditioned samples, a Multi-β VAE's generated ones or CL-Dis's \
+                 decodings; this run is none of them",
             ));
         };
         report.scores.insert("fid".into(), v);

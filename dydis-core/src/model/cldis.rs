@@ -210,15 +210,15 @@ impl ClDis {
     }
 
     /// Set z_sem's mean and spread per coordinate from the EMA encoder's codes of `images`.
-    pub fn set_code_stats(&mut self, images: &Tensor) -> Result<()> {
+    pub fn set_code_stats(&self, images: &Tensor) -> Result<()> {
         let z = self.z_sem(images, true)?;
         if z.size()[0] < 2 {
             return Err(Error::config("cldis", "the code statistics need at least two images"));
         }
         let (std, mean) = z.std_mean_dim(0, false, false);
         tch::no_grad(|| {
-            self.z_mean.copy_(&mean);
-            self.z_std.copy_(&std.clamp_min(1e-6));
+            self.z_mean.shallow_clone().copy_(&mean);
+            self.z_std.shallow_clone().copy_(&std.clamp_min(1e-6));
         });
         Ok(())
     }

@@ -332,6 +332,10 @@ impl ClDisTrainer {
     }
 
     pub fn save(&self) -> Result<PathBuf> {
+        if self.phase == Phase::Loop {
+            // Every loop checkpoint carries the spread of its z_sem, the unit of traversals and navigation.
+            self.model.set_code_stats(&self.stat_images(self.config.cldis.feedback.variance_images)?)?;
+        }
         let stage = self.phase.stage();
         let mut meta = Meta::new(stage, &self.config);
         meta.step = self.step;
