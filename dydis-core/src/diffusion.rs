@@ -36,26 +36,11 @@ impl Schedule {
                 (a + (b - a) * f).powi(2)
             })
             .collect();
-        let mut acc = 1.0;
-        let alphas_cumprod: Vec<f64> = betas
-            .iter()
-            .map(|b| {
-                acc *= 1.0 - b;
-                acc
-            })
-            .collect();
-        let t = |v: Vec<f64>| Tensor::from_slice(&v).to_kind(Kind::Float).to_device(device);
-        Schedule {
-            sqrt_ac: t(alphas_cumprod.iter().map(|a| a.sqrt()).collect()),
-            sqrt_1mac: t(alphas_cumprod.iter().map(|a| (1.0 - a).sqrt()).collect()),
-            betas,
-            alphas_cumprod,
-        }
+        Self::from_betas(betas, device)
     }
 
     /// The linear schedule of DDPM and Diff-AE: β_t = linspace(β_start, β_end, T) (1e-4 → 0.02 at T = 1000).
     pub fn linear(steps: usize, beta_start: f64, beta_end: f64, device: Device) -> Self {
-        // A sqrt-linear schedule of the square roots' squares is the linear one in β itself.
         let betas: Vec<f64> = (0..steps)
             .map(|i| {
                 let f = if steps > 1 { i as f64 / (steps - 1) as f64 } else { 0.0 };

@@ -84,21 +84,7 @@ impl Method for ClDisMethod {
 }
 
 impl Model for ClDis {
-    fn kind(&self) -> MethodKind {
-        MethodKind::ClDis
-    }
-
-    fn config(&self) -> &RunConfig {
-        &self.config
-    }
-
-    fn device(&self) -> Device {
-        self.device
-    }
-
-    fn summary(&self) -> Table {
-        ClDis::summary(self)
-    }
+    super::model_common!(MethodKind::ClDis, ClDis);
 
     /// z_sem (EMA encoder) or the co-pilot's posterior mean (`cldis.representation`) as `[B, d, 1]`.
     fn represent(&self, images: &Tensor, _aligned: bool) -> Result<Tensor> {
@@ -108,14 +94,6 @@ impl Model for ClDis {
     /// DDIM inversion to x_T, then DDIM decoding, both conditioned on the images' z_sem (deterministic).
     fn reconstruct(&self, images: &Tensor, _seed: u64) -> Result<Tensor> {
         self.reconstruct_images(images)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }
 

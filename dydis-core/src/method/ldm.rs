@@ -93,21 +93,7 @@ impl Method for LdmMethod {
 }
 
 impl Model for Ldm {
-    fn kind(&self) -> MethodKind {
-        MethodKind::Ldm
-    }
-
-    fn config(&self) -> &RunConfig {
-        &self.config
-    }
-
-    fn device(&self) -> Device {
-        self.device
-    }
-
-    fn summary(&self) -> Table {
-        Ldm::summary(self)
-    }
+    super::model_common!(MethodKind::Ldm, Ldm);
 
     /// The extractor's latent units `[B, N, D]` (eval mode); `aligned`: after the conditioning step (DyGA alignment
     /// toward the anchors, as the released evaluation scores them).
@@ -128,13 +114,5 @@ impl Model for Ldm {
         let c = self.condition_images(images)?;
         let x_t = crate::generate::noise(self, c.size()[0], seed);
         Ok(self.sample(&c, self.config.sample.ddim(), Some(x_t)))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }

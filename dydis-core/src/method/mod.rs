@@ -88,6 +88,32 @@ pub trait Model: Any {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
+/// The members of [`Model`] that every family implements the same way (its kind, the `config` and `device` fields,
+/// its inherent `summary`, the `Any` casts), for use inside `impl Model for T`.
+macro_rules! model_common {
+    ($kind:expr, $ty:ty) => {
+        fn kind(&self) -> MethodKind {
+            $kind
+        }
+        fn config(&self) -> &RunConfig {
+            &self.config
+        }
+        fn device(&self) -> Device {
+            self.device
+        }
+        fn summary(&self) -> Table {
+            <$ty>::summary(self)
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+        fn into_any(self: Box<Self>) -> Box<dyn Any> {
+            self
+        }
+    };
+}
+pub(crate) use model_common;
+
 /// The family registered under `kind`.
 pub fn method(kind: MethodKind) -> &'static dyn Method {
     match kind {

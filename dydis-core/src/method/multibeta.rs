@@ -85,21 +85,7 @@ impl Method for MultiBetaMethod {
 }
 
 impl Model for MultiBeta {
-    fn kind(&self) -> MethodKind {
-        MethodKind::MultiBeta
-    }
-
-    fn config(&self) -> &RunConfig {
-        &self.config
-    }
-
-    fn device(&self) -> Device {
-        self.device
-    }
-
-    fn summary(&self) -> Table {
-        MultiBeta::summary(self)
-    }
+    super::model_common!(MethodKind::MultiBeta, MultiBeta);
 
     /// μ(x, t_e) as `[B, latent, 1]` (`multibeta.eval_t`); no aligned form.
     fn represent(&self, images: &Tensor, _aligned: bool) -> Result<Tensor> {
@@ -109,13 +95,5 @@ impl Model for MultiBeta {
     /// Denoise-then-decode from level `eval_t` with every one of the N steps.
     fn reconstruct(&self, images: &Tensor, seed: u64) -> Result<Tensor> {
         self.denoised_reconstruction(images, self.config.multibeta.eval_t, 1, seed)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }

@@ -73,21 +73,7 @@ impl Method for VaeMethod {
 }
 
 impl Model for Vae {
-    fn kind(&self) -> MethodKind {
-        MethodKind::Vae
-    }
-
-    fn config(&self) -> &RunConfig {
-        &self.config
-    }
-
-    fn device(&self) -> Device {
-        self.device
-    }
-
-    fn summary(&self) -> Table {
-        Vae::summary(self)
-    }
+    super::model_common!(MethodKind::Vae, Vae);
 
     /// The codes as `[B, latent, 1]`: one unit of D = 1 per latent dimension (the posterior mean, or a sample with
     /// `vae.representation = "sampled"`). A VAE has no aligned form.
@@ -99,13 +85,5 @@ impl Model for Vae {
     fn reconstruct(&self, images: &Tensor, _seed: u64) -> Result<Tensor> {
         let (mu, _) = tch::no_grad(|| self.encode(images))?;
         Ok(tch::no_grad(|| self.decode(&mu)))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }
