@@ -308,3 +308,26 @@ fn the_content_tracking_score_agrees_with_labelled_metrics_on_ground_truth() {
     assert!(r.disentangled.score > r.entangled.score, "CT {} vs {}", r.disentangled.score, r.entangled.score);
     assert!(r.disentangled.exclusivity > r.entangled.exclusivity);
 }
+
+#[test]
+fn the_projection_and_the_widened_co_pilot_take_other_widths() {
+    let _g = global_rng_lock();
+    tch::manual_seed(2);
+    let narrow = ClDis::new(&tiny(&["cldis.diffae.z_sem=6", "cldis.copilot.latent=3"]), Device::Cpu).unwrap();
+    let wide =
+        ClDis::new(&tiny(&["cldis.diffae.z_sem=6", "cldis.copilot.latent=3", "cldis.copilot.width=2"]), Device::Cpu)
+            .unwrap();
+    assert!(narrow.proj.is_some(), "d_sem ≠ d: L_dt goes through a projection");
+    let count = |m: &ClDis| dydis_core::nn::param_count(&m.vae_vs, "");
+    assert!(count(&wide) > 2 * count(&narrow), "{} vs {}", count(&wide), count(&narrow));
+    let x = Tensor::rand([4, 3, 16, 16], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let t = Tensor::from_slice(&[1i64, 10, 100, 999]);
+    for m in [&narrow, &wide] {
+        let l = m.loop_losses(&x, &t, &x.randn_like(), 5.0).unwrap();
+        assert_eq!(m.project(&m.z_sem(&x, false).unwrap()).size(), [4, 3]);
+        (&l.diffusion + &l.distill + &l.copilot[0]).backward();
+        assert!(l.distill.double_value(&[]).is_finite() && l.copilot[0].double_value(&[]).is_finite());
+        let g = m.proj.as_ref().unwrap().ws.grad();
+        assert!(g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0, "L_dt trains the projection");
+    }
+}

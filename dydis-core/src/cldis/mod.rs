@@ -54,6 +54,8 @@ pub enum ClDisRepresentation {
 pub struct CopilotConfig {
     /// d: the co-pilot's latent width.
     pub latent: i64,
+    /// Multiplier of the convolutions' channels (1: disentanglement_lib's 32/32/64/64; 2 for faces).
+    pub width: i64,
     pub gamma: f64,
     /// Pre-training steps (phase P1), at the fixed capacity C_dyn(T − 1).
     pub steps: usize,
@@ -62,7 +64,7 @@ pub struct CopilotConfig {
 
 impl Default for CopilotConfig {
     fn default() -> Self {
-        CopilotConfig { latent: 10, gamma: 1000.0, steps: 100_000, lr: 1e-4 }
+        CopilotConfig { latent: 10, width: 1, gamma: 1000.0, steps: 100_000, lr: 1e-4 }
     }
 }
 
@@ -272,8 +274,8 @@ impl ClDisConfig {
                 return f(name, format!("{k} is not in 2..={}", self.timesteps));
             }
         }
-        if self.copilot.latent < 1 || !(self.copilot.gamma >= 0.0 && self.copilot.gamma.is_finite()) {
-            return f("copilot", "latent must be at least 1 and gamma non-negative".into());
+        if self.copilot.latent < 1 || self.copilot.width < 1 || !non_negative(self.copilot.gamma) {
+            return f("copilot", "latent and width must be at least 1, gamma non-negative".into());
         }
         let d = &self.distill;
         if !(non_negative(d.weight) && positive(d.temperature)) {

@@ -54,7 +54,8 @@ impl Method for ClDisMethod {
             "seed": config.seed, "data": config.data, "image_size": c.image_size, "channels": c.channels,
             "diffae": c.diffae, "timesteps": c.timesteps, "betas": [c.beta_start, c.beta_end],
             "batch_size": c.batch_size, "diffae_steps": c.diffae_steps, "lr": c.lr, "grad_clip": c.grad_clip,
-            "ema_decay": c.ema_decay, "copilot_latent": c.copilot.latent, "nav_width": c.navigation.width,
+            "ema_decay": c.ema_decay, "copilot_latent": c.copilot.latent, "copilot_width": c.copilot.width,
+            "nav_width": c.navigation.width,
         });
         match stage {
             "diffae" => Some(p0),

@@ -80,8 +80,9 @@ impl ClDis {
         ema_vs.freeze();
         let vae_vs = nn::VarStore::new(device);
         let cp = vae_vs.root() / "copilot";
-        let vae_encoder = ConvEncoder::new(&(&cp / "enc"), c.channels, c.copilot.latent, c.image_size);
-        let vae_decoder = DeconvDecoder::new(&(&cp / "dec"), c.channels, c.copilot.latent, c.image_size);
+        let (d, w) = (c.copilot.latent, c.copilot.width);
+        let vae_encoder = ConvEncoder::widened(&(&cp / "enc"), c.channels, d, c.image_size, w);
+        let vae_decoder = DeconvDecoder::widened(&(&cp / "dec"), c.channels, d, c.image_size, w);
         let nav_vs = nn::VarStore::new(device);
         let predictor = ShiftPredictor::new(&(nav_vs.root() / "nav"), c.channels, c.diffae.z_sem, c.navigation.width);
         let stats_vs = nn::VarStore::new(device);

@@ -50,15 +50,21 @@ pub struct ConvEncoder {
 
 impl ConvEncoder {
     pub fn new(p: &nn::Path, channels: i64, latent: i64, image_size: i64) -> Self {
+        Self::widened(p, channels, latent, image_size, 1)
+    }
+
+    /// The same network with `width` times the convolutions' channels (CL-Dis's co-pilot on faces).
+    pub fn widened(p: &nn::Path, channels: i64, latent: i64, image_size: i64, width: i64) -> Self {
         let s = image_size / 16;
+        let (a, b) = (32 * width, 64 * width);
         ConvEncoder {
             convs: vec![
-                conv(p / "e1", channels, 32, 4, 1),
-                conv(p / "e2", 32, 32, 4, 1),
-                conv(p / "e3", 32, 64, 2, 0),
-                conv(p / "e4", 64, 64, 2, 0),
+                conv(p / "e1", channels, a, 4, 1),
+                conv(p / "e2", a, a, 4, 1),
+                conv(p / "e3", a, b, 2, 0),
+                conv(p / "e4", b, b, 2, 0),
             ],
-            fc: dense(p / "e5", 64 * s * s, 256),
+            fc: dense(p / "e5", b * s * s, 256),
             means: dense(p / "means", 256, latent),
             log_var: dense(p / "log_var", 256, latent),
         }
@@ -80,26 +86,35 @@ pub struct DeconvDecoder {
     fc2: nn::Linear,
     deconvs: Vec<nn::ConvTranspose2D>,
     side: i64,
+    /// Channels of the first feature map.
+    width: i64,
 }
 
 impl DeconvDecoder {
     pub fn new(p: &nn::Path, channels: i64, latent: i64, image_size: i64) -> Self {
+        Self::widened(p, channels, latent, image_size, 1)
+    }
+
+    /// The same network with `width` times the transposed convolutions' channels.
+    pub fn widened(p: &nn::Path, channels: i64, latent: i64, image_size: i64, width: i64) -> Self {
         let s = image_size / 16;
+        let (a, b) = (32 * width, 64 * width);
         DeconvDecoder {
             fc1: dense(p / "d1", latent, 256),
-            fc2: dense(p / "d2", 256, 64 * s * s),
+            fc2: dense(p / "d2", 256, b * s * s),
             deconvs: vec![
-                deconv(p / "d3", 64, 64),
-                deconv(p / "d4", 64, 32),
-                deconv(p / "d5", 32, 32),
-                deconv(p / "d6", 32, channels),
+                deconv(p / "d3", b, b),
+                deconv(p / "d4", b, a),
+                deconv(p / "d5", a, a),
+                deconv(p / "d6", a, channels),
             ],
             side: s,
+            width: b,
         }
     }
 
     pub fn forward(&self, z: &Tensor) -> Tensor {
-        let h = self.fc2.forward(&self.fc1.forward(z).relu()).relu().view([-1, 64, self.side, self.side]);
+        let h = self.fc2.forward(&self.fc1.forward(z).relu()).relu().view([-1, self.width, self.side, self.side]);
         let last = self.deconvs.len() - 1;
         self.deconvs.iter().enumerate().fold(h, |h, (i, d)| {
             let y = d.forward(&h);

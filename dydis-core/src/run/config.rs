@@ -16,6 +16,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("cpu-multibeta", include_str!("../../../configs/cpu-multibeta.toml")),
     ("cpu-cl-dis", include_str!("../../../configs/cpu-cl-dis.toml")),
     ("paper-cl-dis-shapes3d", include_str!("../../../configs/paper-cl-dis-shapes3d.toml")),
+    ("paper-cl-dis-celeba", include_str!("../../../configs/paper-cl-dis-celeba.toml")),
     ("study-beta-vae", include_str!("../../../configs/study-beta-vae.toml")),
     ("cpu-annealed-vae", include_str!("../../../configs/cpu-annealed-vae.toml")),
     ("study-annealed-vae", include_str!("../../../configs/study-annealed-vae.toml")),

@@ -107,8 +107,8 @@ pub struct ClDisTrainer {
 /// A resumed or continued checkpoint must come from the same networks.
 fn same_networks(a: &RunConfig, b: &RunConfig) -> bool {
     let (x, y) = (&a.cldis, &b.cldis);
-    (x.image_size, x.channels, &x.diffae, x.copilot.latent, x.navigation.width)
-        == (y.image_size, y.channels, &y.diffae, y.copilot.latent, y.navigation.width)
+    (x.image_size, x.channels, &x.diffae, x.copilot.latent, x.copilot.width, x.navigation.width)
+        == (y.image_size, y.channels, &y.diffae, y.copilot.latent, y.copilot.width, y.navigation.width)
 }
 
 fn load_matching(path: PathBuf, config: &RunConfig) -> Result<Checkpoint> {
