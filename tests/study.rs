@@ -213,3 +213,52 @@ fn shipped_studies_parse_and_validate() {
     }
     assert!(n >= 3, "studies/ holds the shipped studies");
 }
+
+const CLDIS: &str = r#"
+name = "tiny-cldis"
+seeds = [0]
+steps = [2, 3]
+reference = "loop"
+
+[eval]
+preset = "quick"
+metrics = ["dci"]
+
+[[arm]]
+name = "loop"
+config = "cpu-cl-dis"
+set = ["data=\"shapes3d-like:2x2x2x2x2x3@16\"", "cldis.image_size=16", "cldis.batch_size=4",
+       "cldis.diffae_steps=2", "cldis.copilot.steps=2", "cldis.diffae.channel_mult=[1, 2]",
+       "cldis.diffae.enc_channel_mult=[1, 2]", "cldis.feedback.variance_images=16", "cldis.ddim_steps=2",
+       "cldis.inversion_steps=2"]
+
+[[arm]]
+name = "no-distill"
+config = "cpu-cl-dis"
+set = ["data=\"shapes3d-like:2x2x2x2x2x3@16\"", "cldis.image_size=16", "cldis.batch_size=4",
+       "cldis.diffae_steps=2", "cldis.copilot.steps=2", "cldis.diffae.channel_mult=[1, 2]",
+       "cldis.diffae.enc_channel_mult=[1, 2]", "cldis.feedback.variance_images=16", "cldis.ddim_steps=2",
+       "cldis.inversion_steps=2", "cldis.distill.weight=0.0"]
+"#;
+
+#[test]
+fn cl_dis_arms_share_their_first_two_phases_and_are_evaluated_at_each_loop_budget() {
+    let _g = dydis_core::device::global_rng_lock();
+    let root = tmp("cldis");
+    let spec = StudySpec::parse(CLDIS, "tiny-cldis").unwrap();
+    let (results, ending) = study::run_study(&spec, &options(&root, None)).unwrap();
+    assert_eq!(ending, Ending::Complete);
+    assert_eq!(results.records.len(), 4, "two arms × two loop budgets");
+    assert!(results.records.iter().all(|r| r.ok()), "{:?}", results.status_table());
+    // The arms differ only in the loop: one Diff-AE and one co-pilot stage, trained once and shared.
+    let mut shared: Vec<String> = std::fs::read_dir(root.join("stages"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().split('-').next().unwrap().to_string())
+        .collect();
+    shared.sort();
+    assert_eq!(shared, ["copilot", "diffae"]);
+    let cells = spec.cells().unwrap();
+    let logs: Vec<Vec<u64>> = cells.iter().map(|c| log_steps(&study::cell_dir(&root, c), "loop")).collect();
+    assert!(logs.iter().all(|l| *l == vec![1, 2, 3]), "{logs:?}");
+    let _ = std::fs::remove_dir_all(root);
+}
