@@ -1,8 +1,12 @@
 //! Every notebook in notebooks/ runs top to bottom with the `dydis` kernel, headlessly, without any error; and
 //! the checker really catches failures that `jupyter execute` itself lets through (panics, `Err` via `?`).
 //!
-//! Executed copies are kept in target/notebooks/ for inspection.
-use kernel_ext::{execute_notebook, install_kernel, stored_outputs, Layout, NotebookReport};
+//! Executed copies are kept in target/notebooks/ for inspection, and rendered as the static gallery in
+//! target/gallery/ (a page per notebook and an index).
+use kernel_ext::{
+    execute_notebook, external_references, install_kernel, stored_outputs, write_gallery, GalleryEntry, Layout,
+    NotebookReport,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -57,13 +61,24 @@ fn every_notebook_runs_cleanly_with_the_dydis_kernel() {
     let list = notebooks_in(&repo().join("notebooks"));
     assert!(!list.is_empty());
     let mut failures = Vec::new();
+    let mut gallery = Vec::new();
     for nb in &list {
         let report = run(nb, ".");
         if !report.ok() {
             failures.push(format!("{}:\n  {}\n{}", nb.display(), report.problems.join("\n  "), report.log_tail));
         }
+        gallery.push(GalleryEntry { executed: report.executed.clone(), ok: report.ok() });
     }
     assert!(failures.is_empty(), "notebooks failed:\n{}", failures.join("\n\n"));
+    // The executed gallery: a page per notebook, each readable offline (nothing fetched when it is opened).
+    let out = repo().join("target/gallery");
+    write_gallery(&out, &gallery).unwrap();
+    for e in &gallery {
+        let page = out.join(e.executed.file_stem().unwrap()).with_extension("html");
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert!(external_references(&html).is_empty(), "{}: {:?}", page.display(), external_references(&html));
+        assert!(html.contains("<pre class=\"source\">"), "{}", page.display());
+    }
 }
 
 #[test]

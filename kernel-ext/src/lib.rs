@@ -10,9 +10,11 @@
 //! <cache>/kernel/launch.sh           picks a free persistent build slot, then runs evcxr_jupyter
 //! <cache>/kernel/build/slotN/        persistent EVCXR_TMPDIR (one per concurrently running kernel)
 //! ```
+pub mod gallery;
 pub mod install;
 pub mod notebook;
 
+pub use gallery::{external_references, notebook_html, write_gallery, GalleryEntry};
 pub use install::{install_kernel, KernelStatus, Layout};
 pub use notebook::{execute_all, execute_notebook, notebooks_in, scan_executed, stored_outputs, NotebookReport};
 

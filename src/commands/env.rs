@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use dydis_core::device::{DeviceSpec, RuntimeInfo};
 use dydis_core::display::{Show, Table};
-use kernel_ext::{execute_all, notebooks_in, KernelStatus, Layout};
+use kernel_ext::{execute_all, notebooks_in, scan_executed, write_gallery, GalleryEntry, KernelStatus, Layout};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ pub struct ExecuteArgs {
     /// Where executed copies are written.
     #[arg(long, default_value = "target/notebooks")]
     pub out: PathBuf,
+    /// Also write each executed notebook as a static HTML page into this folder, with an index.html.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 pub fn kernel(action: KernelAction) -> Result<i32> {
@@ -73,6 +76,18 @@ pub fn notebook(args: Vec<String>) -> Result<i32> {
 pub fn execute(a: &ExecuteArgs) -> Result<i32> {
     let list = if a.notebooks.is_empty() { notebooks_in(&repo().join("notebooks"))? } else { a.notebooks.clone() };
     let failed = execute_all(&Layout::default(), &list, &a.out, Duration::from_secs(a.cell_timeout))?;
+    if let Some(dir) = &a.html {
+        let mut entries = Vec::new();
+        for nb in &list {
+            let executed = a.out.join(nb.file_name().context("a notebook path without a file name")?);
+            match kernel_ext::notebook::read_notebook(&executed) {
+                Ok(v) => entries.push(GalleryEntry { ok: scan_executed(&v).is_empty(), executed }),
+                Err(e) => println!("not in the gallery: {e}"),
+            }
+        }
+        let index = write_gallery(dir, &entries)?;
+        println!("gallery: {} ({} notebooks)", index.display(), entries.len());
+    }
     Ok(i32::from(failed > 0))
 }
 
