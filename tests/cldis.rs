@@ -331,3 +331,48 @@ fn the_projection_and_the_widened_co_pilot_take_other_widths() {
         assert!(g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0, "L_dt trains the projection");
     }
 }
+
+/// Blobs at 32 px: blob k's horizontal position is its base plus 4·z_k pixels (a toy decoder where every direction
+/// is visible), images in [−1, 1].
+fn toy_decode(z: &Tensor) -> Tensor {
+    let n = z.size()[0];
+    let x = Tensor::arange(32, (Kind::Float, Device::Cpu)).view([1, 1, 32]);
+    let y = Tensor::arange(32, (Kind::Float, Device::Cpu)).view([1, 32, 1]);
+    let mut img = Tensor::zeros([n, 32, 32], (Kind::Float, Device::Cpu));
+    for (k, row) in [6.0, 16.0, 26.0].iter().enumerate() {
+        let cx = (z.select(1, k as i64) * 4.0 + 16.0).view([n, 1, 1]);
+        img += (-((&x - cx).square() + (&y - *row).square()) / 8.0).exp();
+    }
+    (img.clamp(0.0, 1.0) * 2.0 - 1.0).unsqueeze(1)
+}
+
+#[test]
+fn the_shift_predictor_learns_directions_it_can_see() {
+    let _g = global_rng_lock();
+    tch::manual_seed(4);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let p = dydis_core::nn::diffae::ShiftPredictor::new(&vs.root(), 1, 3, 2);
+    let mut opt = dydis_core::nn::optim::AdamW::new(&vs, &[], 1e-3, (0.9, 0.999), 0.0);
+    let draw = |n: i64| {
+        let z = Tensor::randn([n, 3], (Kind::Float, Device::Cpu)) * 0.5;
+        let k = Tensor::randint(3, [n], (Kind::Int64, Device::Cpu));
+        let mag = Tensor::rand([n], (Kind::Float, Device::Cpu)) * 2.5 + 0.5;
+        let shift = mag * (Tensor::randint(2, [n], (Kind::Float, Device::Cpu)) * 2.0 - 1.0);
+        let moved = &z + k.onehot(3).to_kind(Kind::Float) * shift.unsqueeze(1) * 0.5;
+        (toy_decode(&z), toy_decode(&moved), k, shift)
+    };
+    for _ in 0..300 {
+        let (a, b, k, shift) = draw(32);
+        let (logits, shift_hat) = p.forward_t(&a, &b, true);
+        let [loss, ..] = losses::navigation(&logits, &k, &shift_hat, &shift, 0.25);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+    }
+    let (a, b, k, shift) = draw(256);
+    let (logits, shift_hat) = tch::no_grad(|| p.forward_t(&a, &b, false));
+    let [_, _, err, acc] = losses::navigation(&logits, &k, &shift_hat, &shift, 0.25);
+    let (acc, err) = (acc.double_value(&[]), err.double_value(&[]));
+    assert!(acc > 0.9, "direction accuracy {acc} (chance 1/3)");
+    assert!(err < 1.0, "shift error {err} (|ε| up to 3)");
+}

@@ -89,6 +89,8 @@ fn quickstart_writes_a_report() {
         serde_json::from_str(&std::fs::read_to_string(run.join("environment.json")).unwrap()).unwrap();
     assert!(env["runtime"]["threads"].as_u64().unwrap() >= 1);
     assert!(run.join("notebooks/00-environment.ipynb").exists());
+    let page = std::fs::read_to_string(run.join("gallery/00-environment.html")).unwrap();
+    assert!(page.contains("<pre class=\"source\">") && kernel_ext::external_references(&page).is_empty());
     assert!(report.contains("shapes3d-like") && report.contains("10000 images"), "{report}");
     for f in ["samples.png", "traversal-orientation.png", "traversal-floor_hue.png"] {
         assert!(run.join("data").join(f).exists(), "{f}");

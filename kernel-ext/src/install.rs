@@ -179,6 +179,64 @@ pub struct KernelStatus {
     pub kernelspec: Option<PathBuf>,
     /// The checkout whose dydis-core the installed kernel loads.
     pub kernel_repo: Option<PathBuf>,
+    /// The build slots holding a dydis-core compiled after the last change to that checkout's dydis-core sources
+    /// (by modification times): a kernel started in one of them answers in seconds, otherwise the first start
+    /// compiles dydis-core (minutes).
+    pub warm_slots: Vec<String>,
+}
+
+/// The newest modification time of the files under `path` (itself when a file).
+fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path).ok()?.filter_map(|e| e.ok()).filter_map(|e| newest_mtime(&e.path())).max()
+}
+
+/// The slots of `build_dir` whose newest compiled dydis-core is newer than every source file of `repo`'s
+/// dydis-core (and the workspace's lock file).
+fn warm_slots(build_dir: &Path, repo: &Path) -> Vec<String> {
+    let sources = [
+        repo.join("dydis-core/src"),
+        repo.join("dydis-core/Cargo.toml"),
+        repo.join("dydis-core/build.rs"),
+        repo.join("Cargo.lock"),
+    ];
+    let Some(changed) = sources.iter().filter_map(|p| newest_mtime(p)).max() else { return vec![] };
+    let Ok(slots) = std::fs::read_dir(build_dir) else { return vec![] };
+    let mut warm: Vec<String> = slots
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter(|e| {
+            let deps = e.path().join("target");
+            compiled_core(&deps).is_some_and(|t| t > changed)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    warm.sort();
+    warm
+}
+
+/// The newest `libdydis_core-*.rlib` under a build folder's `target/`.
+fn compiled_core(target: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![target.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libdydis_core-") && n.ends_with(".rlib"))
+            {
+                newest = newest.max(e.metadata().ok().and_then(|m| m.modified().ok()));
+            }
+        }
+    }
+    newest
 }
 
 impl KernelStatus {
@@ -190,7 +248,14 @@ impl KernelStatus {
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
             .and_then(|v| v["env"]["DYDIS_REPO"].as_str().map(PathBuf::from));
-        KernelStatus { evcxr: exists(layout.evcxr()), jupyter: exists(layout.jupyter()), kernelspec, kernel_repo }
+        let warm_slots = kernel_repo.as_ref().map(|r| warm_slots(&layout.build_dir(), r)).unwrap_or_default();
+        KernelStatus {
+            evcxr: exists(layout.evcxr()),
+            jupyter: exists(layout.jupyter()),
+            kernelspec,
+            kernel_repo,
+            warm_slots,
+        }
     }
 
     /// What is wrong and the command that fixes it; empty when the environment is complete for `repo`.
@@ -223,6 +288,15 @@ impl KernelStatus {
             .row(["jupyter", &show(&self.jupyter)])
             .row(["dydis kernelspec", &show(&self.kernelspec)])
             .row(["kernel loads dydis-core from", &show(&self.kernel_repo)])
+            .row(["kernel warm (dydis-core compiled for these sources)", &self.warm_text()])
+    }
+
+    fn warm_text(&self) -> String {
+        if self.warm_slots.is_empty() {
+            "no: the first notebook compiles dydis-core (minutes); `./dydis kernel warm` does it now".into()
+        } else {
+            format!("yes ({}): the first notebook starts in seconds", self.warm_slots.join(", "))
+        }
     }
 }
 
@@ -268,6 +342,30 @@ mod tests {
         let status = KernelStatus::check(&layout);
         assert!(status.problems(repo).is_empty(), "{:?}", status.problems(repo));
         assert_eq!(status.problems(Path::new("/")).len(), 1);
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn a_slot_is_warm_until_the_sources_change() {
+        use std::time::{Duration, SystemTime};
+        let (_, root) = fake_layout("warm");
+        let (repo, build) = (root.join("repo"), root.join("build"));
+        let src = repo.join("dydis-core/src/lib.rs");
+        let rlib = build.join("slot0/target/x86_64-unknown-linux-gnu/debug/deps/libdydis_core-0123.rlib");
+        for f in [&src, &rlib] {
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, "x").unwrap();
+        }
+        std::fs::create_dir_all(build.join("slot1")).unwrap();
+        let at = |f: &Path, secs: u64| {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            std::fs::File::options().write(true).open(f).unwrap().set_modified(t).unwrap();
+        };
+        at(&src, 1_000);
+        at(&rlib, 2_000);
+        assert_eq!(warm_slots(&build, &repo), vec!["slot0".to_string()]);
+        at(&src, 3_000);
+        assert!(warm_slots(&build, &repo).is_empty(), "a source changed after the build");
         let _ = std::fs::remove_dir_all(root);
     }
 }

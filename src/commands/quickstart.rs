@@ -60,12 +60,19 @@ pub fn quickstart(a: &QuickstartArgs, device: DeviceSpec) -> Result<i32> {
 
     let notebooks = vec![repo().join("notebooks/00-environment.ipynb")];
     let failed = execute_all(&layout, &notebooks, &dir.file("notebooks"), Duration::from_secs(900))?;
+    // The executed notebook as a page of the static gallery (`dydis execute --html` renders them all).
+    let executed = dir.file("notebooks").join("00-environment.ipynb");
+    if executed.is_file() {
+        kernel_ext::write_gallery(&dir.file("gallery"), &[kernel_ext::GalleryEntry { executed, ok: failed == 0 }])?;
+    }
     let model = model_section(&a.config, &dir, resolved)?;
     let report = format!(
         "# dydis run `{name}`\n\n```\n{}\n```\n\n## Data\n\n`{SPEC}`: {}, {} images, cached and ready in \
          {render_secs:.1} s.\n\n```\n{}\n```\n\n![samples](data/samples.png)\n\nTraversals: \
          `data/traversal-*.png`.\n\n{model}\n## Notebooks\n\n`notebooks/00-environment.ipynb` {}; executed copy in \
-         `notebooks/`. The walkthroughs `01`–`07` (`./dydis notebook`) open each part of this run step by step.\n",
+         `notebooks/`, as a page in [gallery/index.html](gallery/index.html). The walkthroughs `01`–`11` (`./dydis \
+         notebook`) open each part step by step; `./dydis execute --html <folder>` executes them all into such a \
+         gallery, readable offline.\n",
         info.to_text(),
         ds.name(),
         ds.len(),
