@@ -22,7 +22,7 @@ pub use dsprites::{DSpritesGrid, DSpritesRenderer};
 pub use factors::{Factor, FactorSpace};
 pub use mpi3d::Mpi3dToy;
 pub use registry::{catalogue, open, open_images, resolve_spec};
-pub use sampling::{BatchIter, FactorSampler};
+pub use sampling::{shuffled_subset, BatchIter, FactorSampler};
 pub use shapes3d::Shapes3DRenderer;
 pub use shapes3d_h5::Shapes3dH5;
 

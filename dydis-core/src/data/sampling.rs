@@ -7,6 +7,15 @@ use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 use tch::{Device, Tensor};
 
+/// The first `n` of `0..total` after a shuffle seeded with `seed` (all of them when `n ≥ total`): a seeded sample
+/// without replacement, the same on every platform.
+pub fn shuffled_subset(total: usize, n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..total).collect();
+    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    idx.truncate(n.min(total));
+    idx
+}
+
 /// Draws factor combinations from a [`FactorSpace`]; identical draws for identical seeds on every platform.
 pub struct FactorSampler {
     rng: ChaCha8Rng,

@@ -82,10 +82,7 @@ fn protocol_of<'a>(images: &'a dyn ImageSource, opts: &ModelEval) -> Result<Prot
         Error::data(&opts.spec, "has neither a ground-truth factor grid nor binary attributes: nothing to score")
     })?;
     // One shuffled batch of `tad_samples` images, as the released evaluation's data loader draws it.
-    use rand::seq::SliceRandom;
-    let mut indices: Vec<usize> = (0..images.num_images()).collect();
-    indices.shuffle(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(opts.config.seed));
-    indices.truncate(opts.config.tad_samples.min(images.num_images()));
+    let indices = crate::data::shuffled_subset(images.num_images(), opts.config.tad_samples, opts.config.seed);
     if indices.len() < 2 {
         return Err(Error::data(&opts.spec, "TAD needs at least two images"));
     }

@@ -198,28 +198,16 @@ impl ClDisTrainer {
         self.ema.num_updates = ck.meta.ema_updates;
         match self.phase {
             Phase::Copilot => {
-                let x = self.stat_images(self.config.cldis.feedback.variance_images)?;
+                let x = self.driver.sample_images(self.config.cldis.feedback.variance_images, self.config.seed)?;
                 self.model.set_pixel_variance(&x)?;
             }
             Phase::Navigation => {
-                let x = self.stat_images(self.config.cldis.feedback.variance_images)?;
+                let x = self.driver.sample_images(self.config.cldis.feedback.variance_images, self.config.seed)?;
                 self.model.set_code_stats(&x)?;
             }
             _ => {}
         }
         Ok(())
-    }
-
-    /// A seeded sample of `n` training images (without replacement).
-    fn stat_images(&self, n: usize) -> Result<Tensor> {
-        use rand::seq::SliceRandom;
-        let total = self.driver.data.num_images();
-        let mut idx: Vec<usize> = (0..total).collect();
-        idx.shuffle(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(self.config.seed));
-        idx.truncate(n.min(total));
-        let parts =
-            idx.chunks(256).map(|c| self.driver.data.images(c, self.model.device)).collect::<Result<Vec<_>>>()?;
-        Ok(Tensor::cat(&parts, 0))
     }
 
     /// The feedback's capacity for this loop step (and the timestep that set it; −1 for the batch mean).
@@ -334,7 +322,9 @@ impl ClDisTrainer {
     pub fn save(&self) -> Result<PathBuf> {
         if self.phase == Phase::Loop {
             // Every loop checkpoint carries the spread of its z_sem, the unit of traversals and navigation.
-            self.model.set_code_stats(&self.stat_images(self.config.cldis.feedback.variance_images)?)?;
+            self.model.set_code_stats(
+                &self.driver.sample_images(self.config.cldis.feedback.variance_images, self.config.seed)?,
+            )?;
         }
         let stage = self.phase.stage();
         let mut meta = Meta::new(stage, &self.config);

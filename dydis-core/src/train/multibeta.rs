@@ -239,16 +239,8 @@ impl DenoiserTrainer {
 
     /// The start distribution from a seeded sample of the training images (without replacement).
     fn set_start_distribution(&mut self) -> Result<()> {
-        use rand::seq::SliceRandom;
-        let n = self.driver.data.num_images();
-        let mut idx: Vec<usize> = (0..n).collect();
-        idx.shuffle(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(self.config.seed));
-        idx.truncate(self.config.multibeta.denoiser.start_stat_images.min(n));
-        let mut mus = Vec::new();
-        for chunk in idx.chunks(256) {
-            mus.push(self.driver.data.images(chunk, self.model.device)?);
-        }
-        self.model.set_start_distribution(&Tensor::cat(&mus, 0))
+        let x = self.driver.sample_images(self.config.multibeta.denoiser.start_stat_images, self.config.seed)?;
+        self.model.set_start_distribution(&x)
     }
 
     /// One update of the denoiser at steps i ~ U{1..N} (and its EMA copy).

@@ -194,6 +194,13 @@ impl Driver {
         self.data.images(&idx, self.device)
     }
 
+    /// `n` training images drawn without replacement with `seed` (for statistics a stage measures when it starts).
+    pub(super) fn sample_images(&self, n: usize, seed: u64) -> Result<Tensor> {
+        let idx = data::shuffled_subset(self.data.num_images(), n, seed);
+        let parts = idx.chunks(256).map(|c| self.data.images(c, self.device)).collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&parts, 0))
+    }
+
     /// The images of step `step` (epoch-wise reshuffled, seeded).
     fn batch(&mut self, step: usize) -> Result<(usize, Tensor)> {
         let spe = self.steps_per_epoch();

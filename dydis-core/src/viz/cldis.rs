@@ -7,16 +7,12 @@ use crate::eval::metrics::content_tracking::{content_tracking, ContentTracking};
 use crate::model::cldis::ClDis;
 use crate::train::History;
 use crate::{Error, Result};
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 /// `n` distinct image indices of a source drawn with `seed`.
 pub fn pick(images: &dyn ImageSource, n: usize, seed: u64) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..images.num_images()).collect();
-    idx.shuffle(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed));
-    idx.truncate(n);
-    idx
+    crate::data::shuffled_subset(images.num_images(), n, seed)
 }
 
 /// A named value of every logged step of a history, as (step, value).
