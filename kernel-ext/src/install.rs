@@ -185,54 +185,31 @@ pub struct KernelStatus {
     pub warm_slots: Vec<String>,
 }
 
-/// The newest modification time of the files under `path` (itself when a file).
-fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+/// The newest modification time of the files under `path` (itself when a file) whose names `keep` accepts.
+fn newest_mtime(path: &Path, keep: &dyn Fn(&str) -> bool) -> Option<std::time::SystemTime> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.is_file() {
-        return meta.modified().ok();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        return if keep(name) { meta.modified().ok() } else { None };
     }
-    std::fs::read_dir(path).ok()?.filter_map(|e| e.ok()).filter_map(|e| newest_mtime(&e.path())).max()
+    std::fs::read_dir(path).ok()?.filter_map(|e| e.ok()).filter_map(|e| newest_mtime(&e.path(), keep)).max()
 }
 
-/// The slots of `build_dir` whose newest compiled dydis-core is newer than every source file of `repo`'s
-/// dydis-core.
+/// The slots of `build_dir` whose newest compiled dydis-core (`libdydis_core-*.rlib` under the slot's `target/`) is
+/// newer than every source file of `repo`'s dydis-core.
 fn warm_slots(build_dir: &Path, repo: &Path) -> Vec<String> {
     // The kernel's crate has its own lock file in the slot, so only dydis-core's own files decide.
     let sources = [repo.join("dydis-core/src"), repo.join("dydis-core/Cargo.toml"), repo.join("dydis-core/build.rs")];
-    let Some(changed) = sources.iter().filter_map(|p| newest_mtime(p)).max() else { return vec![] };
+    let Some(changed) = sources.iter().filter_map(|p| newest_mtime(p, &|_| true)).max() else { return vec![] };
+    let core = |n: &str| n.starts_with("libdydis_core-") && n.ends_with(".rlib");
     let Ok(slots) = std::fs::read_dir(build_dir) else { return vec![] };
     let mut warm: Vec<String> = slots
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .filter(|e| {
-            let deps = e.path().join("target");
-            compiled_core(&deps).is_some_and(|t| t > changed)
-        })
+        .filter(|e| e.path().is_dir() && newest_mtime(&e.path().join("target"), &core).is_some_and(|t| t > changed))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     warm.sort();
     warm
-}
-
-/// The newest `libdydis_core-*.rlib` under a build folder's `target/`.
-fn compiled_core(target: &Path) -> Option<std::time::SystemTime> {
-    let mut newest = None;
-    let mut stack = vec![target.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()) {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libdydis_core-") && n.ends_with(".rlib"))
-            {
-                newest = newest.max(e.metadata().ok().and_then(|m| m.modified().ok()));
-            }
-        }
-    }
-    newest
 }
 
 impl KernelStatus {
