@@ -117,15 +117,10 @@ pub fn train_navigation(
             format!("{} is a `{}` run, not a CL-Dis one", dir.root().display(), stored.method),
         ));
     }
-    let mut value = toml::Value::try_from(&stored).map_err(|e| Error::config("config", e.to_string()))?;
-    for o in overrides {
-        if !o.trim_start().starts_with("cldis.navigation.") {
-            return Err(Error::config("--set", format!("'{o}': only cldis.navigation.* can change after training")));
-        }
-        crate::run::config::apply_override(&mut value, o)?;
+    if let Some(o) = overrides.iter().find(|o| !o.trim_start().starts_with("cldis.navigation.")) {
+        return Err(Error::config("--set", format!("'{o}': only cldis.navigation.* can change after training")));
     }
-    let config: RunConfig = value.try_into().map_err(|e: toml::de::Error| Error::config("--set", e.to_string()))?;
-    config.validate()?;
+    let config = stored.with_overrides(overrides)?;
     let loop_done = dir.newest(ClDis::STAGES[2])?.map(|c| c.0).unwrap_or(0);
     if loop_done < config.cldis.loop_steps {
         return Err(Error::config(

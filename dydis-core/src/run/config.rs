@@ -263,7 +263,17 @@ impl RunConfig {
                 (std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?, p.display().to_string())
             }
         };
-        let mut value: toml::Value = toml::from_str(&text).map_err(|e| Error::config(origin.clone(), e.to_string()))?;
+        let value: toml::Value = toml::from_str(&text).map_err(|e| Error::config(origin.clone(), e.to_string()))?;
+        Self::from_value(value, overrides, &origin)
+    }
+
+    /// This configuration with `key.path=value` overrides applied, validated (as `load_with` applies them).
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<Self> {
+        let value = toml::Value::try_from(self).map_err(|e| Error::config("config", e.to_string()))?;
+        Self::from_value(value, overrides, "--set")
+    }
+
+    fn from_value(mut value: toml::Value, overrides: &[String], origin: &str) -> Result<Self> {
         for o in overrides {
             apply_override(&mut value, o)?;
         }
@@ -354,7 +364,7 @@ impl RunConfig {
 }
 
 /// Apply one `key.path=value` override (TOML syntax; bare words are strings) to a configuration's TOML value.
-pub fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
+fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
     let (key, raw) =
         spec.split_once('=').ok_or_else(|| Error::config("--set", format!("'{spec}' is not key=value")))?;
     let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
